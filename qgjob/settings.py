@@ -1,0 +1,183 @@
+"""One settings object, built from `QGJOB_*` environment variables at the entry point.
+
+The service, the worker and the CLI all read their configuration here and receive it as an
+argument; nothing else reads the environment. Secrets are wrapped in `Secret` so that they
+never show up in a repr, a log line or a traceback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import platformdirs
+
+PREFIX = "QGJOB_"
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A `QGJOB_*` variable has a value that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A string that masks itself in `repr` and `str`; call `reveal()` to use it."""
+
+    _value: str = field(repr=False)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __str__(self) -> str:
+        return "**********"
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("qgjob", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with its default. Field `x` is read from `QGJOB_X`."""
+
+    database_url: Secret | None = None
+    data_dir: Path = field(default_factory=default_data_dir)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    server_url: str = "http://127.0.0.1:8000"
+    token: Secret | None = None
+    # Queue behaviour.
+    lease_ttl_s: float = 30.0
+    heartbeat_interval_s: float = 10.0
+    claim_timeout_s: float = 30.0
+    max_attempts: int = 3
+    retry_backoff_s: float = 2.0
+    reaper_interval_s: float = 2.0
+    # HTTP edge.
+    max_body_bytes: int = 1024 * 1024
+    max_run_tests: int = 5000
+    db_pool_size: int = 10
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from `env` (default `os.environ`); `overrides` win over both."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = PREFIX + f.name.upper()
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _PARSERS[f.name](name, raw)
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not 0 < self.port < 65536:
+            raise SettingsError(f"QGJOB_PORT must be between 1 and 65535, got {self.port}")
+        if self.heartbeat_interval_s >= self.lease_ttl_s:
+            raise SettingsError(
+                "QGJOB_HEARTBEAT_INTERVAL_S must be shorter than QGJOB_LEASE_TTL_S "
+                f"(got {self.heartbeat_interval_s} and {self.lease_ttl_s})"
+            )
+        if self.max_attempts < 1:
+            raise SettingsError(f"QGJOB_MAX_ATTEMPTS must be at least 1, got {self.max_attempts}")
+
+    @property
+    def is_loopback(self) -> bool:
+        """Whether the server binds only to this machine."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def local_token_path(self) -> Path:
+        """Where the server keeps the local admin token for CLI use on the same host."""
+        return self.data_dir / "admin.token"
+
+
+def _parse_str(name: str, raw: str) -> str:
+    return raw
+
+
+def _parse_secret(name: str, raw: str) -> Secret:
+    return Secret(raw)
+
+
+def _parse_path(name: str, raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+def _number(kind: Callable[[str], T], what: str, minimum: float) -> Callable[[str, str], T]:
+    def parse(name: str, raw: str) -> T:
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be {what}, got {raw!r}") from None
+        if value < minimum:  # type: ignore[operator]
+            raise SettingsError(f"{name} must be at least {minimum}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _parse_database_url(name: str, raw: str) -> Secret:
+    scheme = urlsplit(raw).scheme
+    if scheme not in ("postgres", "postgresql"):
+        raise SettingsError(
+            f"{name} must be a postgresql:// URL (e.g. postgresql://user:pass@host:5432/db), "
+            f"got a {scheme or 'schemeless'} value"
+        )
+    return Secret(raw)
+
+
+def _parse_server_url(name: str, raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"{name} must be an http:// or https:// URL, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _parse_log_level(name: str, raw: str) -> str:
+    level = raw.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingsError(f"{name} must be one of DEBUG, INFO, WARNING, ERROR, got {raw!r}")
+    return level
+
+
+_PARSERS: dict[str, Callable[[str, str], Any]] = {
+    "database_url": _parse_database_url,
+    "data_dir": _parse_path,
+    "host": _parse_str,
+    "port": _number(int, "a whole number", 1),
+    "server_url": _parse_server_url,
+    "token": _parse_secret,
+    "lease_ttl_s": _number(float, "a number of seconds", 0.1),
+    "heartbeat_interval_s": _number(float, "a number of seconds", 0.05),
+    "claim_timeout_s": _number(float, "a number of seconds", 0),
+    "max_attempts": _number(int, "a whole number", 1),
+    "retry_backoff_s": _number(float, "a number of seconds", 0),
+    "reaper_interval_s": _number(float, "a number of seconds", 0.05),
+    "max_body_bytes": _number(int, "a whole number of bytes", 1024),
+    "max_run_tests": _number(int, "a whole number", 1),
+    "db_pool_size": _number(int, "a whole number", 1),
+    "log_level": _parse_log_level,
+}
