@@ -1,0 +1,1 @@
+"""REST API v1: routes, request and response schemas, body parsing."""

@@ -1,0 +1,68 @@
+"""Reading request bodies: size limit, JSON decoding, validation into a model."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from app.errors import BadRequest, InvalidInput, PayloadTooLarge
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def read_body(request: Request, *, limit: int) -> bytes:
+    """The raw body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_json(raw: bytes) -> Any:
+    if not raw.strip():
+        raise BadRequest("request body is empty; send a JSON object")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from exc
+
+
+def validate(model: type[M], data: Any) -> M:
+    """`data` as `model`, or InvalidInput naming the first offending field."""
+    if not isinstance(data, dict):
+        raise InvalidInput(f"request body must be a JSON object, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_input(exc) from exc
+
+
+def invalid_input(exc: ValidationError) -> InvalidInput:
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or None
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        message = f"unknown field {field!r}"
+    elif kind == "missing":
+        message = f"field {field!r} is required"
+    elif kind == "enum":
+        expected = first.get("ctx", {}).get("expected", "")
+        message = f"{field} must be one of {expected}; got {first.get('input')!r}"
+    else:
+        detail = first["msg"].removeprefix("Value error, ")
+        message = detail if field and detail.startswith(field) else f"{field}: {detail}"
+    return InvalidInput(message, field=field)
+
+
+async def parse(request: Request, model: type[M], *, limit: int) -> M:
+    return validate(model, decode_json(await read_body(request, limit=limit)))

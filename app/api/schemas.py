@@ -1,0 +1,189 @@
+"""Request and response models at the HTTP edge (pydantic), also the source of /openapi.json."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from qgjob.types import JobStatus, Outcome, Priority, Role, RunSource, RunStatus, Target
+
+_ORG_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_APP_VERSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+:-]{0,127}$")
+MAX_TEST_PATH = 1024
+
+
+def check_org_id(value: str) -> str:
+    if not _ORG_ID.match(value):
+        raise ValueError(
+            "org_id must be 1-64 characters of letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def check_app_version_id(value: str) -> str:
+    if not _APP_VERSION_ID.match(value):
+        raise ValueError(
+            "app_version_id must be 1-128 characters of letters, digits, '.', '_', '+', ':' "
+            "or '-', starting with a letter or digit"
+        )
+    return value
+
+
+def check_test_path(value: str) -> str:
+    if not value.strip():
+        raise ValueError("test_path must not be empty")
+    if len(value) > MAX_TEST_PATH:
+        raise ValueError(f"test_path must be at most {MAX_TEST_PATH} characters")
+    if "\x00" in value or any(ch in value for ch in "\r\n"):
+        raise ValueError("test_path must not contain NUL or line breaks")
+    if value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value):
+        raise ValueError("test_path must be relative to the project root, not absolute")
+    if ".." in re.split(r"[\\/]", value):
+        raise ValueError("test_path must stay inside the project: '..' is not allowed")
+    return value
+
+
+OrgId = Annotated[str, AfterValidator(check_org_id)]
+AppVersionId = Annotated[str, AfterValidator(check_app_version_id)]
+TestPath = Annotated[str, AfterValidator(check_test_path)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JobSubmission(_Strict):
+    """One test on one target."""
+
+    org_id: OrgId
+    app_version_id: AppVersionId
+    test_path: TestPath
+    target: Target = Target.EMULATOR
+    priority: Priority = Priority.NORMAL
+
+
+class RunSubmission(_Strict):
+    """Many tests × targets in one transaction."""
+
+    org_id: OrgId
+    app_version_id: AppVersionId
+    tests: list[TestPath] = Field(min_length=1)
+    targets: list[Target] = Field(default_factory=lambda: [Target.EMULATOR], min_length=1)
+    priority: Priority = Priority.NORMAL
+    source: RunSource = RunSource.API
+    repo: str | None = Field(default=None, max_length=200)
+    ref: str | None = Field(default=None, max_length=255)
+    head_sha: str | None = Field(default=None, pattern=r"^[0-9a-f]{7,64}$")
+
+
+class TokenRequest(_Strict):
+    org_id: OrgId
+    role: Role
+    name: str = Field(default="", max_length=100)
+
+
+class Job(BaseModel):
+    job_id: UUID
+    run_id: UUID
+    status: JobStatus
+    outcome: Outcome | None
+    org_id: str
+    app_version_id: str
+    test_path: str
+    target: Target
+    priority: Priority
+    worker_id: UUID | None
+    group_id: UUID | None
+    attempts: int
+    max_attempts: int
+    error: str | None
+    duration_ms: int | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class JobPage(BaseModel):
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+class RunCounts(BaseModel):
+    total: int
+    pending: int
+    assigned: int
+    running: int
+    completed: int
+    failed: int
+    cancelled: int
+
+
+class RunGroup(BaseModel):
+    app_version_id: str
+    target: Target
+    jobs: list[Job]
+
+
+class Run(BaseModel):
+    run_id: UUID
+    org_id: str
+    source: RunSource
+    app_version_id: str
+    targets: list[Target]
+    priority: Priority
+    status: RunStatus
+    repo: str | None
+    ref: str | None
+    head_sha: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    counts: RunCounts
+    groups: list[RunGroup] | None = None
+    jobs: list[Job] | None = None
+
+
+class JobStats(BaseModel):
+    total: int
+    pending: int
+    running: int
+    completed: int
+    failed: int
+    cancelled: int
+
+
+class WorkerStats(BaseModel):
+    total: int
+    active: int
+
+
+class GroupStats(BaseModel):
+    total: int
+
+
+class Stats(BaseModel):
+    jobs: JobStats
+    workers: WorkerStats
+    groups: GroupStats
+
+
+class CreatedToken(BaseModel):
+    token: str
+    token_id: UUID
+    org_id: str
+    role: Role
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

@@ -1,0 +1,27 @@
+"""Connecting to PostgreSQL: the pool, its codecs, and the database the server runs on."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+# What store functions accept: a pool, or a connection taken from one (inside a transaction).
+Conn = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
+# A single connection, for work that must happen inside the caller's transaction.
+TxConn = asyncpg.Connection | PoolConnectionProxy
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, size: int = 10, **kwargs: Any) -> asyncpg.Pool:
+    """A pool whose connections speak JSON natively."""
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=size, init=_init_connection, **kwargs
+    )
+    return pool

@@ -1,0 +1,113 @@
+"""The service's exception tree, and its one mapping onto HTTP responses.
+
+    ServiceError                 every error a client may see; carries code, message, field
+    ├── BadRequest          400  malformed JSON, unreadable body
+    ├── Unauthorized        401  missing, unknown or revoked token
+    ├── Forbidden           403  the token's role or org does not allow this
+    ├── NotFound            404  unknown id, or one that belongs to another org
+    ├── Conflict            409  state does not allow it (finished job, stale lease, reused key)
+    ├── PayloadTooLarge     413  body over the configured limit
+    └── InvalidInput        422  a field is missing, unknown or has a bad value
+
+Every 4xx/5xx body is `{"error": {"code", "message", "field"?}}`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code is not None:
+            self.code = code
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            error["field"] = self.field
+        return {"error": error}
+
+
+class BadRequest(ServiceError):
+    status_code = 400
+    code = "bad_request"
+
+
+class Unauthorized(ServiceError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(ServiceError):
+    status_code = 403
+    code = "forbidden"
+
+
+class NotFound(ServiceError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(ServiceError):
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(ServiceError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class InvalidInput(ServiceError):
+    status_code = 422
+    code = "invalid_input"
+
+
+def error_response(status_code: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status_code)
+
+
+async def handle_service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    message = exc.detail
+    if exc.status_code == 404:
+        message = f"no such endpoint: {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}"
+    return error_response(exc.status_code, code, message)
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    logger.exception("unhandled error method=%s path=%s", request.method, request.url.path)
+    return error_response(500, "internal_error", "internal server error; see the server log")
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    ServiceError: handle_service_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}

@@ -1,0 +1,17 @@
+"""What the lifespan builds and hands to every handler through `request.state.services`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from app.auth import TokenVerifier
+from qgjob.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    pool: asyncpg.Pool
+    tokens: TokenVerifier

@@ -1,0 +1,278 @@
+"""Submitting, reading and cancelling jobs and runs.
+
+Rows leave this module as plain dicts in wire form (UUIDs and timestamps as strings), the
+shape the API returns; `app.api.schemas` documents it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from app.database import Conn, TxConn
+from qgjob.types import JobStatus, Priority, RunSource, RunStatus, Target
+
+Wire = dict[str, Any]
+
+JOB_COLUMNS = """job_id, run_id, status, outcome, org_id, app_version_id, test_path, target,
+    priority, worker_id, group_id, attempts, max_attempts, error, duration_ms,
+    created_at, updated_at, started_at, finished_at"""
+RUN_COLUMNS = """run_id, org_id, source, app_version_id, targets, priority, repo, ref, head_sha,
+    created_at"""
+
+_LIVE = ("PENDING", "ASSIGNED", "RUNNING")
+
+
+@dataclass(frozen=True)
+class NewRun:
+    org_id: str
+    app_version_id: str
+    tests: Sequence[str]
+    targets: Sequence[Target]
+    priority: Priority
+    source: RunSource
+    max_attempts: int
+    repo: str | None = None
+    ref: str | None = None
+    head_sha: str | None = None
+
+
+def to_wire(row: asyncpg.Record | dict[str, Any]) -> Wire:
+    out: Wire = {}
+    for key, value in row.items():
+        if isinstance(value, uuid.UUID):
+            value = str(value)
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        out[key] = value
+    return out
+
+
+_INSERT_RUN = f"""
+WITH org AS (INSERT INTO orgs (org_id) VALUES ($2) ON CONFLICT DO NOTHING)
+INSERT INTO runs (run_id, org_id, source, app_version_id, targets, priority, repo, ref, head_sha)
+VALUES ($1, $2, $3, $4, $5::target[], $6, $7, $8, $9)
+RETURNING {RUN_COLUMNS}
+"""
+
+_INSERT_JOBS = f"""
+INSERT INTO jobs (job_id, run_id, org_id, app_version_id, test_path, target, priority,
+                  max_attempts, created_at, updated_at, not_before)
+SELECT j.job_id, $2, $3, $4, j.test_path, j.target, $5, $6, $7, $7, $7
+FROM unnest($1::uuid[], $8::text[], $9::target[]) AS j(job_id, test_path, target)
+RETURNING {JOB_COLUMNS}
+"""
+
+
+async def insert_run(conn: TxConn, new: NewRun) -> Wire:
+    """Insert a run and its jobs (tests × targets) in the caller's transaction."""
+    run_id = uuid.uuid4()
+    run = await conn.fetchrow(
+        _INSERT_RUN,
+        run_id,
+        new.org_id,
+        new.source.value,
+        new.app_version_id,
+        [t.value for t in new.targets],
+        new.priority.value,
+        new.repo,
+        new.ref,
+        new.head_sha,
+    )
+    assert run is not None
+    order: dict[uuid.UUID, int] = {}
+    paths: list[str] = []
+    targets: list[str] = []
+    for target in new.targets:
+        for path in new.tests:
+            order[uuid.uuid4()] = len(order)
+            paths.append(path)
+            targets.append(target.value)
+    rows = await conn.fetch(
+        _INSERT_JOBS,
+        list(order),
+        run_id,
+        new.org_id,
+        new.app_version_id,
+        new.priority.value,
+        new.max_attempts,
+        run["created_at"],
+        paths,
+        targets,
+    )
+    jobs = sorted(rows, key=lambda r: order[r["job_id"]])
+    wire = run_to_wire(run, [to_wire(j) for j in jobs])
+    wire["jobs"] = wire.pop("_jobs")
+    return wire
+
+
+def run_to_wire(run: asyncpg.Record, jobs: list[Wire]) -> Wire:
+    """A run with status and counts derived from its jobs."""
+    out = to_wire(run)
+    counts = {key: 0 for key in ("pending", "assigned", "running", "completed", "failed")}
+    counts["cancelled"] = 0
+    finished: list[str] = []
+    for job in jobs:
+        counts[job["status"].lower()] += 1
+        if job["finished_at"] is not None:
+            finished.append(job["finished_at"])
+    counts_wire: Wire = {"total": len(jobs), **counts}
+    out["counts"] = counts_wire
+    out["status"] = derive_run_status(counts_wire).value
+    live = counts["pending"] + counts["assigned"] + counts["running"]
+    out["finished_at"] = max(finished) if jobs and live == 0 and finished else None
+    out["_jobs"] = jobs
+    return out
+
+
+def derive_run_status(counts: dict[str, int]) -> RunStatus:
+    if counts["pending"] + counts["assigned"] + counts["running"]:
+        started = counts["assigned"] + counts["running"] + counts["completed"] + counts["failed"]
+        return RunStatus.RUNNING if started else RunStatus.PENDING
+    if counts["failed"]:
+        return RunStatus.FAILED
+    if counts["cancelled"]:
+        return RunStatus.CANCELLED
+    return RunStatus.COMPLETED
+
+
+_GET_JOB = f"""
+SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = $1 AND ($2::text IS NULL OR org_id = $2)
+"""
+
+
+async def get_job(conn: Conn, job_id: uuid.UUID, *, org_scope: str | None) -> Wire | None:
+    row = await conn.fetchrow(_GET_JOB, job_id, org_scope)
+    return None if row is None else to_wire(row)
+
+
+_LIST_JOBS = f"""
+SELECT {JOB_COLUMNS} FROM jobs
+WHERE ($1::text IS NULL OR org_id = $1)
+  AND ($2::text IS NULL OR org_id = $2)
+  AND ($3::job_status IS NULL OR status = $3)
+  AND ($4::text IS NULL OR app_version_id = $4)
+  AND ($5::uuid IS NULL OR run_id = $5)
+  AND ($6::timestamptz IS NULL OR (created_at, job_id) < ($6, $7))
+ORDER BY created_at DESC, job_id DESC
+LIMIT $8
+"""
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    org_id: str | None = None
+    status: JobStatus | None = None
+    app_version_id: str | None = None
+    run_id: uuid.UUID | None = None
+
+
+def encode_cursor(created_at: str, job_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([created_at, job_id]).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """Raises ValueError when the cursor is not one this service handed out."""
+    created_at, job_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    return datetime.fromisoformat(created_at), uuid.UUID(job_id)
+
+
+async def list_jobs(
+    conn: Conn,
+    *,
+    org_scope: str | None,
+    where: JobFilter,
+    limit: int,
+    cursor: tuple[datetime, uuid.UUID] | None,
+) -> tuple[list[Wire], str | None]:
+    rows = await conn.fetch(
+        _LIST_JOBS,
+        org_scope,
+        where.org_id,
+        where.status.value if where.status else None,
+        where.app_version_id,
+        where.run_id,
+        cursor[0] if cursor else None,
+        cursor[1] if cursor else None,
+        limit + 1,
+    )
+    jobs = [to_wire(r) for r in rows[:limit]]
+    more = len(rows) > limit
+    next_cursor = encode_cursor(jobs[-1]["created_at"], jobs[-1]["job_id"]) if more else None
+    return jobs, next_cursor
+
+
+_GET_RUN = f"""
+SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1 AND ($2::text IS NULL OR org_id = $2)
+"""
+_RUN_JOBS = f"""
+SELECT {JOB_COLUMNS} FROM jobs WHERE run_id = $1 ORDER BY app_version_id, target, test_path, job_id
+"""
+
+
+async def get_run(conn: Conn, run_id: uuid.UUID, *, org_scope: str | None) -> Wire | None:
+    run = await conn.fetchrow(_GET_RUN, run_id, org_scope)
+    if run is None:
+        return None
+    jobs = [to_wire(r) for r in await conn.fetch(_RUN_JOBS, run_id)]
+    wire = run_to_wire(run, jobs)
+    groups: dict[tuple[str, str], Wire] = {}
+    for job in wire.pop("_jobs"):
+        key = (job["app_version_id"], job["target"])
+        group = groups.setdefault(key, {"app_version_id": key[0], "target": key[1], "jobs": []})
+        group["jobs"].append(job)
+    wire["groups"] = list(groups.values())
+    return wire
+
+
+_CANCEL_JOBS = f"""
+UPDATE jobs SET status = 'CANCELLED', updated_at = now(), finished_at = now()
+WHERE {{where}} AND status IN {_LIVE} AND ($2::text IS NULL OR org_id = $2)
+RETURNING {JOB_COLUMNS}
+"""
+_CANCEL_JOB = _CANCEL_JOBS.format(where="job_id = $1")
+_CANCEL_RUN = _CANCEL_JOBS.format(where="run_id = $1")
+
+
+async def cancel_job(conn: Conn, job_id: uuid.UUID, *, org_scope: str | None) -> Wire | None:
+    """The cancelled job, or None when it is unknown or already finished."""
+    row = await conn.fetchrow(_CANCEL_JOB, job_id, org_scope)
+    return None if row is None else to_wire(row)
+
+
+async def cancel_run(conn: Conn, run_id: uuid.UUID, *, org_scope: str | None) -> int:
+    """How many of the run's live jobs were cancelled."""
+    rows = await conn.fetch(_CANCEL_RUN, run_id, org_scope)
+    return len(rows)
+
+
+_STATS = """
+SELECT
+    (SELECT json_build_object(
+        'total', count(*),
+        'pending', count(*) FILTER (WHERE status = 'PENDING'),
+        'running', count(*) FILTER (WHERE status IN ('ASSIGNED', 'RUNNING')),
+        'completed', count(*) FILTER (WHERE status = 'COMPLETED'),
+        'failed', count(*) FILTER (WHERE status = 'FAILED'),
+        'cancelled', count(*) FILTER (WHERE status = 'CANCELLED'))
+     FROM jobs WHERE $1::text IS NULL OR org_id = $1) AS jobs,
+    (SELECT json_build_object(
+        'total', count(*),
+        'active', count(*) FILTER (WHERE status <> 'offline'))
+     FROM workers WHERE $1::text IS NULL OR org_id IS NULL OR org_id = $1) AS workers,
+    (SELECT json_build_object('total', count(*))
+     FROM groups WHERE $1::text IS NULL OR org_id = $1) AS groups
+"""
+
+
+async def stats(conn: Conn, *, org_scope: str | None) -> Wire:
+    row = await conn.fetchrow(_STATS, org_scope)
+    assert row is not None
+    return {"jobs": row["jobs"], "workers": row["workers"], "groups": row["groups"]}

@@ -1,0 +1,66 @@
+"""Checks on command-line values, done before anything is sent to the service.
+
+Each check returns the parsed value or raises `BadInput` with one sentence that names the
+option, says what is accepted and repeats what was given.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TypeVar
+from uuid import UUID
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class BadInput(Exception):
+    """A command-line value that cannot be used (a usage error: exit code 2)."""
+
+
+def parse_choice(enum: type[E], raw: str, *, option: str) -> E:
+    """The member of `enum` whose value is `raw`, ignoring case and surrounding blanks."""
+    wanted = raw.strip().lower()
+    for member in enum:
+        if member.value.lower() == wanted:
+            return member
+    accepted = ", ".join(member.value for member in enum)
+    raise BadInput(f"{option} must be one of {accepted} (got {raw!r})")
+
+
+def parse_uuid(raw: str, *, option: str) -> UUID:
+    try:
+        return UUID(raw.strip())
+    except ValueError:
+        raise BadInput(
+            f"{option} must be a UUID such as 123e4567-e89b-12d3-a456-426614174000 (got {raw!r})"
+        ) from None
+
+
+def require_text(raw: str, *, option: str) -> str:
+    """`raw` without surrounding blanks; refused if nothing is left."""
+    value = raw.strip()
+    if not value:
+        raise BadInput(f"{option} must not be empty")
+    return value
+
+
+def require_positive_int(value: int, *, option: str) -> int:
+    if value < 1:
+        raise BadInput(f"{option} must be a whole number of at least 1 (got {value})")
+    return value
+
+
+def require_positive_float(value: float, *, option: str) -> float:
+    if not value > 0:
+        raise BadInput(f"{option} must be a number of seconds above 0 (got {value:g})")
+    return value
+
+
+def exactly_one(values: dict[str, object]) -> str:
+    """The one option of `values` that was given; refused if none or several were."""
+    given = [option for option, value in values.items() if value is not None]
+    if len(given) != 1:
+        names = " or ".join(values)
+        problem = "neither was given" if not given else "both were given"
+        raise BadInput(f"pass exactly one of {names} ({problem})")
+    return given[0]

@@ -1,0 +1,133 @@
+"""The records the REST API answers with, parsed at the client's edge.
+
+Each model checks the documented fields and keeps any others (`extra="allow"`), so that a
+newer service can add fields without breaking an older client, and so that `--json` output
+can print the object as the service sent it (`model_dump(mode="json", exclude_unset=True)`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from qgjob.types import JobStatus, Outcome, Priority, Role, RunSource, RunStatus, Target
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+class Job(_Record):
+    """One spec file × one target × one app build, and where it is in its life."""
+
+    job_id: UUID
+    run_id: UUID | None
+    status: JobStatus
+    outcome: Outcome | None
+    org_id: str
+    app_version_id: str
+    test_path: str
+    target: Target
+    priority: Priority
+    worker_id: str | None
+    group_id: str | None
+    attempts: int
+    max_attempts: int
+    error: str | None
+    duration_ms: int | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class RunCounts(_Record):
+    """How many of a run's jobs are in each status."""
+
+    total: int
+    pending: int
+    assigned: int
+    running: int
+    completed: int
+    failed: int
+    cancelled: int
+
+
+class RunGroup(_Record):
+    """A run's jobs for one app build and one target."""
+
+    app_version_id: str
+    target: Target
+    jobs: list[Job]
+
+
+class Run(_Record):
+    """What one submission asked for. `jobs` comes with a submit, `groups` with a GET."""
+
+    run_id: UUID
+    org_id: str
+    source: RunSource
+    app_version_id: str
+    targets: list[Target]
+    priority: Priority
+    status: RunStatus
+    created_at: datetime
+    finished_at: datetime | None
+    counts: RunCounts
+    groups: list[RunGroup] = Field(default_factory=list)
+    jobs: list[Job] = Field(default_factory=list)
+
+    @property
+    def all_jobs(self) -> list[Job]:
+        """The run's jobs, whichever of `jobs` or `groups` the service sent."""
+        return self.jobs or [job for group in self.groups for job in group.jobs]
+
+
+class JobPage(_Record):
+    """One page of `GET /v1/jobs`; pass `next_cursor` back to read the next one."""
+
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+class JobCounts(_Record):
+    """Jobs by status, for `GET /v1/stats`."""
+
+    total: int
+    pending: int
+    running: int
+    completed: int
+    failed: int
+    cancelled: int
+
+
+class WorkerCounts(_Record):
+    """Workers known to the service, and how many are active."""
+
+    total: int
+    active: int
+
+
+class GroupCounts(_Record):
+    """Groups (leases of jobs to workers) known to the service."""
+
+    total: int
+
+
+class Stats(_Record):
+    """The answer of `GET /v1/stats`: for the caller's org, or all orgs for an admin."""
+
+    jobs: JobCounts
+    workers: WorkerCounts
+    groups: GroupCounts
+
+
+class IssuedToken(_Record):
+    """A token just created. `token` is the raw secret, shown this once and never again."""
+
+    token: str = Field(repr=False)
+    token_id: str
+    org_id: str
+    role: Role
