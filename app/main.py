@@ -26,7 +26,9 @@ from app.errors import EXCEPTION_HANDLERS
 from app.local_token import ensure_local_token
 from app.migrations import migrate
 from app.openapi import build_openapi
+from app.reaper import reap_forever
 from app.services import Services
+from app.wakeups import Wakeups, listen_forever
 from qgjob import __version__
 from qgjob.settings import Settings
 
@@ -69,7 +71,27 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
                 f"embedded PostgreSQL in {embedded.pgdata}" if embedded else "QGJOB_DATABASE_URL"
             )
             logger.info("qgjob %s ready database=%s", __version__, where)
-            yield Services(settings=settings, pool=pool, tokens=TokenVerifier(pool))
+            wakeups = Wakeups()
+            background = [
+                asyncio.create_task(listen_forever(dsn, wakeups), name="listen"),
+                asyncio.create_task(
+                    reap_forever(
+                        pool,
+                        interval_s=settings.reaper_interval_s,
+                        backoff_s=settings.retry_backoff_s,
+                        offline_after_s=settings.lease_ttl_s,
+                    ),
+                    name="reaper",
+                ),
+            ]
+            try:
+                yield Services(
+                    settings=settings, pool=pool, tokens=TokenVerifier(pool), wakeups=wakeups
+                )
+            finally:
+                for task in background:
+                    task.cancel()
+                await asyncio.gather(*background, return_exceptions=True)
         finally:
             await pool.close()
     finally:

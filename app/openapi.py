@@ -73,9 +73,13 @@ def _operation(e: Endpoint) -> dict[str, Any]:
     ok: dict[str, Any] = {"description": "OK" if e.status == 200 else "Created"}
     if e.response is not None:
         ok["content"] = {"application/json": {"schema": {"$ref": _ref(e.response)}}}
+    elif e.text:
+        ok["content"] = {"text/plain": {"schema": {"type": "string"}}}
     else:
         ok["content"] = {"application/json": {"schema": {"type": "object"}}}
     op["responses"][str(e.status)] = ok
+    if e.no_content:
+        op["responses"]["204"] = {"description": "Nothing to do before the wait ran out"}
     for status in e.errors:
         op["responses"][str(status)] = {
             "description": _STATUS_TEXT[status],

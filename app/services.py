@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from app.auth import TokenVerifier
+from app.wakeups import Wakeups
 from qgjob.settings import Settings
 
 
@@ -15,3 +16,4 @@ class Services:
     settings: Settings
     pool: asyncpg.Pool
     tokens: TokenVerifier
+    wakeups: Wakeups

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from app.api.params import path_uuid, query_enum, query_int, query_str, query_uuid
 from app.auth import authenticate, require_role
@@ -92,3 +92,16 @@ async def get_stats(request: Request) -> Response:
     services: Services = request.state.services
     principal = await authenticate(request)
     return JSONResponse(await store.stats(services.pool, org_scope=principal.org_scope))
+
+
+async def get_log(request: Request) -> Response:
+    services: Services = request.state.services
+    principal = await authenticate(request)
+    job_id = path_uuid(request, "job_id")
+    attempt = query_int(request, "attempt", default=0, low=0, high=1000)
+    if await store.get_job(services.pool, job_id, org_scope=principal.org_scope) is None:
+        raise NotFound(f"job {job_id} not found")
+    log = await store.get_log(services.pool, job_id, attempt=attempt or None)
+    if log is None:
+        raise NotFound(f"job {job_id} has no log yet", code="no_log")
+    return PlainTextResponse(log)

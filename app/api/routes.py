@@ -10,16 +10,28 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api import health, jobs, submissions, tokens
+from app.api import groups, health, jobs, submissions, tokens, workers
 from app.api.schemas import (
+    ClaimBody,
+    ClaimedGroup,
     CreatedToken,
+    EventsAnswer,
+    GroupEvents,
+    HeartbeatAnswer,
     Job,
     JobPage,
     JobSubmission,
+    LeaseBody,
+    RegisteredWorker,
+    ReleaseAnswer,
+    ReleaseBody,
     Run,
     RunSubmission,
     Stats,
     TokenRequest,
+    WorkerList,
+    WorkerRegistration,
+    WorkerStatusChange,
 )
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -49,6 +61,8 @@ class Endpoint:
     errors: tuple[int, ...] = (401, 404)
     public: bool = False
     deprecated: bool = False
+    text: bool = False  # answers text/plain
+    no_content: bool = False  # may answer 204
 
 
 _JOB_ID = Param("job_id", "path", "The job's id", schema_format="uuid")
@@ -57,6 +71,9 @@ _IDEMPOTENCY = Param(
     "Idempotency-Key", "header", "Repeat-safe submits: a repeat returns the first answer."
 )
 _SUBMIT_ERRORS = (400, 401, 403, 409, 413, 422)
+_WORKER_ID = Param("worker_id", "path", "The worker's id", schema_format="uuid")
+_GROUP_ID = Param("group_id", "path", "The group's id", schema_format="uuid")
+_LEASE_ERRORS = (400, 401, 403, 404, 409, 413, 422)
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
@@ -166,6 +183,94 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=(400, 401, 403, 413, 422),
     ),
     Endpoint(
+        "GET",
+        "/v1/jobs/{job_id}/log",
+        jobs.get_log,
+        "The job's log (text)",
+        "jobs",
+        params=(
+            _JOB_ID,
+            Param("attempt", "query", "Which attempt (default: the last)", schema_type="integer"),
+        ),
+        errors=(401, 404, 422),
+        text=True,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/workers",
+        workers.register,
+        "Register a worker",
+        "workers",
+        request=WorkerRegistration,
+        response=RegisteredWorker,
+        status=201,
+        errors=(400, 401, 403, 413, 422),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/workers",
+        workers.list_workers,
+        "List workers",
+        "workers",
+        response=WorkerList,
+        errors=(401,),
+    ),
+    Endpoint(
+        "POST",
+        "/v1/workers/{worker_id}/claim",
+        workers.claim,
+        "Long-poll for a group to run (204 when none came)",
+        "workers",
+        request=ClaimBody,
+        response=ClaimedGroup,
+        params=(_WORKER_ID,),
+        errors=(400, 401, 403, 404, 422),
+        no_content=True,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/workers/{worker_id}/status",
+        workers.change_status,
+        "Mark a worker draining or offline",
+        "workers",
+        request=WorkerStatusChange,
+        params=(_WORKER_ID,),
+        errors=(400, 401, 403, 404, 422),
+    ),
+    Endpoint(
+        "POST",
+        "/v1/groups/{group_id}/heartbeat",
+        groups.heartbeat,
+        "Renew a lease; learn which of its jobs were cancelled",
+        "groups",
+        request=LeaseBody,
+        response=HeartbeatAnswer,
+        params=(_GROUP_ID,),
+        errors=_LEASE_ERRORS,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/groups/{group_id}/events",
+        groups.post_events,
+        "Report job started / finished and setup done, in one batch",
+        "groups",
+        request=GroupEvents,
+        response=EventsAnswer,
+        params=(_GROUP_ID,),
+        errors=_LEASE_ERRORS,
+    ),
+    Endpoint(
+        "POST",
+        "/v1/groups/{group_id}/release",
+        groups.release,
+        "Hand back the jobs that have not started",
+        "groups",
+        request=ReleaseBody,
+        response=ReleaseAnswer,
+        params=(_GROUP_ID,),
+        errors=_LEASE_ERRORS,
+    ),
+    Endpoint(
         "GET", "/healthz", health.healthz, "The process is up", "health", public=True, errors=()
     ),
     Endpoint(
@@ -189,6 +294,18 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         status=201,
         params=(_IDEMPOTENCY,),
         errors=_SUBMIT_ERRORS,
+        deprecated=True,
+    ),
+    Endpoint(
+        "POST",
+        "/workers",
+        workers.register,
+        "Register a worker (seed path)",
+        "workers",
+        request=WorkerRegistration,
+        response=RegisteredWorker,
+        status=201,
+        errors=(400, 401, 403, 413, 422),
         deprecated=True,
     ),
     Endpoint(

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from qgjob.types import JobStatus, Outcome, Priority, Role, RunSource, RunStatus, Target
+from qgjob.types import (
+    JobStatus,
+    Outcome,
+    Priority,
+    Role,
+    RunSource,
+    RunStatus,
+    Target,
+    WorkerStatus,
+)
 
 _ORG_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _APP_VERSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+:-]{0,127}$")
@@ -125,8 +134,15 @@ class RunCounts(BaseModel):
 
 
 class RunGroup(BaseModel):
+    """Jobs leased together to one worker; `group_id` is null for jobs not dispatched yet."""
+
+    group_id: UUID | None
+    status: Literal["WAITING", "LEASED", "FINISHED", "RELEASED", "EXPIRED"]
     app_version_id: str
     target: Target
+    worker_id: UUID | None
+    worker_name: str | None
+    install_ms: int | None
     jobs: list[Job]
 
 
@@ -187,3 +203,140 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+
+
+# --- The worker protocol -------------------------------------------------------------
+
+LabelValue = str | int | float | bool
+
+
+class WorkerRegistration(_Strict):
+    name: str = Field(min_length=1, max_length=100)
+    target_types: list[Target] = Field(min_length=1)
+    labels: dict[str, LabelValue] = Field(default_factory=dict)
+    capacity: int = Field(default=1, ge=1, le=64)
+
+
+class RegisteredWorker(BaseModel):
+    worker_id: UUID
+
+
+class WorkerStatusChange(_Strict):
+    status: Literal["draining", "offline"]
+
+
+class ClaimBody(_Strict):
+    wait_s: float | None = Field(default=None, ge=0, le=60)
+    ready_builds: list[str] = Field(default_factory=list, max_length=200)
+
+
+class JobSource(BaseModel):
+    repo: str
+    ref: str | None
+    head_sha: str | None
+
+
+class ClaimedJob(BaseModel):
+    job_id: UUID
+    test_path: str
+    attempt: int
+    run_id: UUID
+    source: JobSource | None
+
+
+class ClaimedGroup(BaseModel):
+    group_id: UUID
+    lease_token: int
+    lease_expires_at: datetime
+    org_id: str
+    app_version_id: str
+    target: Target
+    jobs: list[ClaimedJob]
+    source: JobSource | None
+
+
+class LeaseBody(_Strict):
+    lease_token: int
+
+
+class HeartbeatAnswer(BaseModel):
+    lease_expires_at: datetime
+    cancelled_job_ids: list[UUID]
+
+
+class ReleaseBody(_Strict):
+    lease_token: int
+    reason: str = Field(default="", max_length=1000)
+    error: str | None = Field(default=None, max_length=65536)
+
+
+class ReleaseAnswer(BaseModel):
+    released_job_ids: list[UUID]
+    group_finished: bool
+
+
+class JobStartedEvent(_Strict):
+    type: Literal["job_started"]
+    job_id: UUID
+
+
+class JobFinishedEvent(_Strict):
+    type: Literal["job_finished"]
+    job_id: UUID
+    outcome: Outcome
+    duration_ms: int = Field(ge=0)
+    error: str | None = Field(default=None, max_length=65536)
+    artifacts: dict[str, str] = Field(default_factory=dict)
+    log: str | None = Field(default=None, max_length=1024 * 1024)
+
+
+class SetupDoneEvent(_Strict):
+    type: Literal["setup_done"]
+    install_ms: int = Field(ge=0)
+    build: str | None = Field(default=None, max_length=200)
+
+
+GroupEvent = Annotated[
+    JobStartedEvent | JobFinishedEvent | SetupDoneEvent, Field(discriminator="type")
+]
+
+
+class GroupEvents(_Strict):
+    lease_token: int
+    events: list[GroupEvent] = Field(min_length=1, max_length=1000)
+
+
+class IgnoredEvent(BaseModel):
+    job_id: UUID
+    reason: str
+
+
+class EventsAnswer(BaseModel):
+    applied: int
+    ignored: list[IgnoredEvent]
+    cancelled_job_ids: list[UUID]
+
+
+class CurrentGroup(BaseModel):
+    group_id: UUID
+    org_id: str
+    app_version_id: str
+    target: Target
+
+
+class Worker(BaseModel):
+    worker_id: UUID
+    org_id: str | None
+    name: str
+    target_types: list[Target]
+    labels: dict[str, LabelValue]
+    capacity: int
+    status: WorkerStatus
+    ready_builds: list[str]
+    last_heartbeat: datetime
+    created_at: datetime
+    current_groups: list[CurrentGroup]
+
+
+class WorkerList(BaseModel):
+    workers: list[Worker]

@@ -213,23 +213,64 @@ _GET_RUN = f"""
 SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1 AND ($2::text IS NULL OR org_id = $2)
 """
 _RUN_JOBS = f"""
-SELECT {JOB_COLUMNS} FROM jobs WHERE run_id = $1 ORDER BY app_version_id, target, test_path, job_id
+SELECT {", ".join("j." + c.strip() for c in JOB_COLUMNS.split(","))},
+       g.status::text AS group_status, g.install_ms, g.worker_id AS group_worker_id,
+       w.name AS worker_name
+FROM jobs j
+LEFT JOIN groups g ON g.group_id = j.group_id
+LEFT JOIN workers w ON w.worker_id = g.worker_id
+WHERE j.run_id = $1
+ORDER BY j.app_version_id, j.target, g.created_at NULLS LAST, j.test_path, j.job_id
 """
+_GROUP_FIELDS = ("group_status", "install_ms", "group_worker_id", "worker_name")
 
 
 async def get_run(conn: Conn, run_id: uuid.UUID, *, org_scope: str | None) -> Wire | None:
+    """The run, its counts, and its jobs arranged as the groups that ran them; jobs
+    not dispatched yet (or waiting for a retry) sit in a WAITING group per key."""
     run = await conn.fetchrow(_GET_RUN, run_id, org_scope)
     if run is None:
         return None
-    jobs = [to_wire(r) for r in await conn.fetch(_RUN_JOBS, run_id)]
-    wire = run_to_wire(run, jobs)
-    groups: dict[tuple[str, str], Wire] = {}
-    for job in wire.pop("_jobs"):
-        key = (job["app_version_id"], job["target"])
-        group = groups.setdefault(key, {"app_version_id": key[0], "target": key[1], "jobs": []})
+    groups: dict[tuple[str, str, str | None], Wire] = {}
+    jobs: list[Wire] = []
+    for row in await conn.fetch(_RUN_JOBS, run_id):
+        job = to_wire(row)
+        info = {name: job.pop(name) for name in _GROUP_FIELDS}
+        jobs.append(job)
+        dispatched = job["group_id"] is not None and job["status"] != "PENDING"
+        if job["status"] == "CANCELLED" and job["started_at"] is None:
+            dispatched = False
+        group_id = job["group_id"] if dispatched else None
+        key = (job["app_version_id"], job["target"], group_id)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = {
+                "group_id": group_id,
+                "status": info["group_status"] if dispatched else "WAITING",
+                "app_version_id": job["app_version_id"],
+                "target": job["target"],
+                "worker_id": info["group_worker_id"] if dispatched else None,
+                "worker_name": info["worker_name"] if dispatched else None,
+                "install_ms": info["install_ms"] if dispatched else None,
+                "jobs": [],
+            }
         group["jobs"].append(job)
+    wire = run_to_wire(run, jobs)
+    del wire["_jobs"]
     wire["groups"] = list(groups.values())
     return wire
+
+
+_LOG = """
+SELECT log FROM job_attempts
+WHERE job_id = $1 AND log IS NOT NULL AND ($2::int IS NULL OR attempt = $2)
+ORDER BY attempt DESC LIMIT 1
+"""
+
+
+async def get_log(conn: Conn, job_id: uuid.UUID, *, attempt: int | None) -> str | None:
+    log: str | None = await conn.fetchval(_LOG, job_id, attempt)
+    return log
 
 
 _CANCEL_JOBS = f"""

@@ -8,7 +8,16 @@ import asyncpg
 import pytest
 
 from app.migrations import load_migrations, migrate
-from qgjob.types import GroupStatus, JobStatus, Outcome, Priority, Role, RunSource, Target, WorkerStatus
+from qgjob.types import (
+    GroupStatus,
+    JobStatus,
+    Outcome,
+    Priority,
+    Role,
+    RunSource,
+    Target,
+    WorkerStatus,
+)
 
 ENUMS: list[tuple[str, type[StrEnum]]] = [
     ("target", Target),

@@ -91,7 +91,10 @@ async def test_concurrent_repeats_of_one_key_create_one_run(api: Api, pool: asyn
     body = {"org_id": "qualgent", "app_version_id": "v3", "tests": ["tests/a.spec.ts"]}
     async with api.client() as client:
         answers = await asyncio.gather(
-            *(client.post("/v1/runs", json=body, headers={"Idempotency-Key": "k"}) for _ in range(8))
+            *(
+                client.post("/v1/runs", json=body, headers={"Idempotency-Key": "k"})
+                for _ in range(8)
+            )
         )
     assert {a.status_code for a in answers} == {201}
     assert len({a.json()["run_id"] for a in answers}) == 1
@@ -194,14 +197,22 @@ async def test_roles(api: Api) -> None:
 
 
 async def test_list_pages_through_every_job_once(api: Api) -> None:
-    body = {"org_id": "qualgent", "app_version_id": "v9", "tests": [f"t{i}.spec.ts" for i in range(23)]}
+    body = {
+        "org_id": "qualgent",
+        "app_version_id": "v9",
+        "tests": [f"t{i}.spec.ts" for i in range(23)],
+    }
     async with api.client() as client:
         run = (await client.post("/v1/runs", json=body)).json()
         await client.post("/v1/jobs", json={**JOB, "app_version_id": "other"})
         seen: list[str] = []
         cursor = None
         while True:
-            params = {"app_version_id": "v9", "limit": "5", **({"cursor": cursor} if cursor else {})}
+            params = {
+                "app_version_id": "v9",
+                "limit": "5",
+                **({"cursor": cursor} if cursor else {}),
+            }
             page = JobPage.model_validate((await client.get("/v1/jobs", params=params)).json())
             seen.extend(str(j.job_id) for j in page.jobs)
             cursor = page.next_cursor

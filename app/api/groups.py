@@ -1,0 +1,158 @@
+"""Writes under a lease: heartbeat, events (job started / finished, setup done), release.
+
+Each checks the fencing token in the same transaction as the write; a stale token is
+answered 409 and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from app.api.bodies import parse
+from app.api.params import path_uuid
+from app.api.schemas import (
+    GroupEvents,
+    JobFinishedEvent,
+    JobStartedEvent,
+    LeaseBody,
+    ReleaseBody,
+    SetupDoneEvent,
+)
+from app.auth import authenticate, require_role
+from app.errors import Conflict, NotFound
+from app.services import Services
+from app.store import events as ev
+from app.store.leases import (
+    StaleLease,
+    UnknownGroup,
+    finish_group_if_done,
+    lock_lease,
+    release_group,
+    renew_lease,
+)
+from app.store.tokens import Principal
+from qgjob.types import Role
+
+logger = logging.getLogger(__name__)
+EVENTS_BODY_LIMIT = 16 * 1024 * 1024
+
+
+def _stale(group_id: uuid.UUID) -> Conflict:
+    return Conflict(
+        f"the lease on group {group_id} is not live (expired, released or superseded); "
+        "stop working on this group",
+        code="stale_lease",
+    )
+
+
+async def _lease_caller(request: Request) -> tuple[Services, Principal, uuid.UUID]:
+    services: Services = request.state.services
+    principal = await authenticate(request)
+    require_role(principal, Role.WORKER, Role.ADMIN)
+    return services, principal, path_uuid(request, "group_id")
+
+
+async def heartbeat(request: Request) -> Response:
+    services, principal, group_id = await _lease_caller(request)
+    body = await parse(request, LeaseBody, limit=services.settings.max_body_bytes)
+    try:
+        async with services.pool.acquire() as conn, conn.transaction():
+            answer = await renew_lease(
+                conn,
+                group_id,
+                body.lease_token,
+                org_scope=principal.org_scope,
+                ttl_s=services.settings.lease_ttl_s,
+            )
+    except UnknownGroup:
+        raise NotFound(f"group {group_id} not found") from None
+    except StaleLease:
+        raise _stale(group_id) from None
+    return JSONResponse(answer)
+
+
+async def post_events(request: Request) -> Response:
+    services, principal, group_id = await _lease_caller(request)
+    body = await parse(request, GroupEvents, limit=EVENTS_BODY_LIMIT)
+    result = ev.Applied()
+    try:
+        async with services.pool.acquire() as conn, conn.transaction():
+            lease = await lock_lease(
+                conn, group_id, body.lease_token, org_scope=principal.org_scope
+            )
+            for event in body.events:
+                if isinstance(event, JobStartedEvent):
+                    await ev.job_started(conn, result, group_id=group_id, job_id=event.job_id)
+                elif isinstance(event, JobFinishedEvent):
+                    await ev.job_finished(
+                        conn,
+                        result,
+                        group_id=group_id,
+                        event=ev.Finished(
+                            job_id=event.job_id,
+                            outcome=event.outcome,
+                            duration_ms=event.duration_ms,
+                            error=event.error,
+                            artifacts=dict(event.artifacts),
+                            log=event.log,
+                        ),
+                        backoff_s=services.settings.retry_backoff_s,
+                    )
+                elif isinstance(event, SetupDoneEvent):
+                    await ev.setup_done(
+                        conn,
+                        result,
+                        group_id=group_id,
+                        worker_id=lease["worker_id"],
+                        install_ms=event.install_ms,
+                        build=event.build,
+                    )
+            if result.requeued:
+                await conn.execute("SELECT pg_notify('qgjob_pending', '')")
+            cancelled = await conn.fetch(
+                "SELECT job_id FROM jobs WHERE group_id = $1 AND status = 'CANCELLED'", group_id
+            )
+            if await finish_group_if_done(conn, group_id):
+                logger.info("group finished group_id=%s", group_id)
+    except UnknownGroup:
+        raise NotFound(f"group {group_id} not found") from None
+    except StaleLease:
+        raise _stale(group_id) from None
+    return JSONResponse(
+        {
+            "applied": result.applied,
+            "ignored": result.ignored,
+            "cancelled_job_ids": [str(r["job_id"]) for r in cancelled],
+        }
+    )
+
+
+async def release(request: Request) -> Response:
+    services, principal, group_id = await _lease_caller(request)
+    body = await parse(request, ReleaseBody, limit=services.settings.max_body_bytes)
+    try:
+        async with services.pool.acquire() as conn, conn.transaction():
+            answer = await release_group(
+                conn,
+                group_id,
+                body.lease_token,
+                org_scope=principal.org_scope,
+                error=body.error,
+                backoff_s=services.settings.retry_backoff_s,
+            )
+    except UnknownGroup:
+        raise NotFound(f"group {group_id} not found") from None
+    except StaleLease:
+        raise _stale(group_id) from None
+    logger.info(
+        "group released group_id=%s reason=%r jobs_back=%d error=%s",
+        group_id,
+        body.reason,
+        len(answer["released_job_ids"]),
+        body.error is not None,
+    )
+    return JSONResponse(answer)

@@ -1,0 +1,32 @@
+"""What happens to a job after an attempt ends: pure decisions, no I/O.
+
+A test that ran and failed is final (Playwright's own `--retries` already retried it); an
+infrastructure error (lost worker, failed install, broken report) is retried with
+exponential backoff until the job has used `max_attempts`. The delay before attempt n+1 is
+`QGJOB_RETRY_BACKOFF_S · 2^(n-1)`, scaled by a random factor in [0.5, 1.5) so that jobs lost
+together do not all come back at once; the store computes it in SQL where it re-queues.
+"""
+
+from __future__ import annotations
+
+from qgjob.types import JobStatus, Outcome
+
+LOST_WORKER = "worker lost: its lease expired without a heartbeat"
+
+
+def status_after(outcome: Outcome, *, attempts: int, max_attempts: int) -> JobStatus:
+    """The job's status once attempt number `attempts` ended with `outcome`."""
+    if outcome.is_success:
+        return JobStatus.COMPLETED
+    if outcome is Outcome.ERROR and attempts < max_attempts:
+        return JobStatus.PENDING
+    return JobStatus.FAILED
+
+
+def final_error(error: str | None, *, attempts: int, max_attempts: int) -> str | None:
+    """The error a job keeps when it ends FAILED on an infrastructure error."""
+    if error is None:
+        return None
+    if attempts >= max_attempts > 1:
+        return f"{error} (gave up after {attempts} attempts)"
+    return error

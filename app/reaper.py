@@ -1,0 +1,42 @@
+"""The lease reaper: a background loop that expires leases nobody renewed.
+
+Every replica runs it; `FOR UPDATE SKIP LOCKED` in the sweep means two replicas never
+expire the same group twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+
+from app.lifecycle import LOST_WORKER
+from app.store.leases import reap_expired
+
+logger = logging.getLogger(__name__)
+
+
+async def reap_forever(
+    pool: asyncpg.Pool, *, interval_s: float, backoff_s: float, offline_after_s: float
+) -> None:
+    while True:
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                reaped = await reap_expired(
+                    conn, error=LOST_WORKER, backoff_s=backoff_s, offline_after_s=offline_after_s
+                )
+            for group_id in reaped.groups:
+                logger.warning("lease expired group_id=%s", group_id)
+            if reaped.groups:
+                logger.info(
+                    "reaped groups=%d requeued=%d failed=%d",
+                    len(reaped.groups),
+                    reaped.requeued,
+                    reaped.failed,
+                )
+            for name in reaped.offline_workers:
+                logger.warning("worker offline name=%s", name)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            logger.warning("reaper could not run: %s", exc)
+        await asyncio.sleep(interval_s)

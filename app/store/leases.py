@@ -1,0 +1,332 @@
+"""Groups and their leases: claim, heartbeat, release, and the reaper's expiry sweep.
+
+Every write under a lease checks its fencing token inside the same transaction
+(`group_id`, `lease_token`, status LEASED and not yet expired). A stale token changes
+nothing: the caller answers 409 and the worker stops that group.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from app.database import Conn, TxConn
+from app.store.jobs import Wire, to_wire
+from qgjob.types import Target
+
+_LOCK_WORKER = """
+SELECT w.capacity, w.org_id,
+       (SELECT count(*) FROM groups g WHERE g.worker_id = w.worker_id AND g.status = 'LEASED')
+           AS live
+FROM workers w WHERE w.worker_id = $1 FOR UPDATE
+"""
+
+# The oldest most urgent pending job this worker may run names the key to serve.
+_PICK_KEY = """
+SELECT org_id, app_version_id, target FROM jobs
+WHERE status = 'PENDING' AND target = ANY($1::target[]) AND not_before <= now()
+  AND ($2::text IS NULL OR org_id = $2)
+ORDER BY priority DESC, created_at, job_id
+LIMIT 1 FOR UPDATE SKIP LOCKED
+"""
+
+_TAKE_JOBS = """
+WITH picked AS (
+    SELECT job_id FROM jobs
+    WHERE status = 'PENDING' AND org_id = $1 AND app_version_id = $2 AND target = $3
+      AND not_before <= now()
+    ORDER BY priority DESC, created_at, job_id
+    LIMIT $4 FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs j SET status = 'ASSIGNED', group_id = $5, worker_id = $6,
+                  attempts = j.attempts + 1, updated_at = now()
+FROM picked WHERE j.job_id = picked.job_id
+RETURNING j.job_id, j.test_path, j.attempts, j.run_id, j.priority, j.created_at
+"""
+
+_INSERT_GROUP = """
+INSERT INTO groups (group_id, org_id, app_version_id, target, key, worker_id, lease_token,
+                    lease_expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, nextval('lease_token_seq'), now() + make_interval(secs => $7))
+RETURNING lease_token, lease_expires_at
+"""
+
+_INSERT_ATTEMPTS = """
+INSERT INTO job_attempts (job_id, attempt, group_id, worker_id)
+SELECT a.job_id, a.attempt, $3, $4 FROM unnest($1::uuid[], $2::int[]) AS a(job_id, attempt)
+"""
+
+_MARK_BUSY = """
+UPDATE workers SET status = CASE WHEN status = 'draining' THEN status ELSE 'busy' END,
+                   last_heartbeat = now()
+WHERE worker_id = $1
+"""
+
+_SOURCES = "SELECT run_id, repo, ref, head_sha FROM runs WHERE run_id = ANY($1::uuid[])"
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    worker_id: uuid.UUID
+    targets: Sequence[Target]
+    lease_ttl_s: float
+    max_jobs: int
+
+
+class UnknownWorker(LookupError):
+    pass
+
+
+async def claim_group(conn: TxConn, request: ClaimRequest) -> Wire | None:
+    """Lease the next group for this worker, or None when there is nothing for it."""
+    worker = await conn.fetchrow(_LOCK_WORKER, request.worker_id)
+    if worker is None:
+        raise UnknownWorker(str(request.worker_id))
+    if worker["live"] >= worker["capacity"]:
+        return None
+    key = await conn.fetchrow(_PICK_KEY, [t.value for t in request.targets], worker["org_id"])
+    if key is None:
+        return None
+    group_id = uuid.uuid4()
+    org_id, app_version_id, target = key["org_id"], key["app_version_id"], key["target"]
+    jobs = await conn.fetch(
+        _TAKE_JOBS, org_id, app_version_id, target, request.max_jobs, group_id, request.worker_id
+    )
+    lease = await conn.fetchrow(
+        _INSERT_GROUP,
+        group_id,
+        org_id,
+        app_version_id,
+        target,
+        f"{org_id}/{app_version_id}/{target}",
+        request.worker_id,
+        request.lease_ttl_s,
+    )
+    assert lease is not None
+    await conn.execute(
+        _INSERT_ATTEMPTS,
+        [j["job_id"] for j in jobs],
+        [j["attempts"] for j in jobs],
+        group_id,
+        request.worker_id,
+    )
+    await conn.execute(_MARK_BUSY, request.worker_id)
+    sources = {
+        r["run_id"]: {"repo": r["repo"], "ref": r["ref"], "head_sha": r["head_sha"]}
+        for r in await conn.fetch(_SOURCES, list({j["run_id"] for j in jobs}))
+        if r["repo"] is not None
+    }
+    ordered = sorted(jobs, key=lambda j: (-_rank(j["priority"]), j["created_at"], j["job_id"]))
+    job_wire = [
+        {
+            "job_id": str(j["job_id"]),
+            "test_path": j["test_path"],
+            "attempt": j["attempts"],
+            "run_id": str(j["run_id"]),
+            "source": sources.get(j["run_id"]),
+        }
+        for j in ordered
+    ]
+    distinct_sources = {str(s) for s in (j["source"] for j in job_wire)}
+    return {
+        "group_id": str(group_id),
+        "lease_token": lease["lease_token"],
+        "lease_expires_at": lease["lease_expires_at"].isoformat(),
+        "org_id": org_id,
+        "app_version_id": app_version_id,
+        "target": target,
+        "jobs": job_wire,
+        "source": job_wire[0]["source"] if len(distinct_sources) == 1 else None,
+    }
+
+
+def _rank(priority: str) -> int:
+    return {"low": 0, "normal": 1, "high": 2}[priority]
+
+
+# A lease is live when its token matches, it is LEASED, and it has not run out.
+_LOCK_LEASE = """
+SELECT worker_id, org_id FROM groups
+WHERE group_id = $1 AND lease_token = $2 AND status = 'LEASED' AND lease_expires_at > now()
+FOR UPDATE
+"""
+_GROUP_EXISTS = "SELECT 1 FROM groups WHERE group_id = $1 AND ($2::text IS NULL OR org_id = $2)"
+
+
+class StaleLease(Exception):
+    """The lease token is not (or no longer) the live one for this group."""
+
+
+class UnknownGroup(LookupError):
+    pass
+
+
+async def lock_lease(
+    conn: TxConn, group_id: uuid.UUID, lease_token: int, *, org_scope: str | None
+) -> asyncpg.Record:
+    """The live lease row, locked; raises UnknownGroup or StaleLease."""
+    row = await conn.fetchrow(_LOCK_LEASE, group_id, lease_token)
+    if row is not None and (org_scope is None or row["org_id"] == org_scope):
+        return row
+    if await conn.fetchval(_GROUP_EXISTS, group_id, org_scope) is None:
+        raise UnknownGroup(str(group_id))
+    raise StaleLease(str(group_id))
+
+
+_RENEW = """
+UPDATE groups SET lease_expires_at = now() + make_interval(secs => $2)
+WHERE group_id = $1 RETURNING lease_expires_at
+"""
+_TOUCH_WORKER = "UPDATE workers SET last_heartbeat = now() WHERE worker_id = $1"
+_CANCELLED_IN_GROUP = "SELECT job_id FROM jobs WHERE group_id = $1 AND status = 'CANCELLED'"
+
+
+async def renew_lease(
+    conn: TxConn, group_id: uuid.UUID, lease_token: int, *, org_scope: str | None, ttl_s: float
+) -> Wire:
+    lease = await lock_lease(conn, group_id, lease_token, org_scope=org_scope)
+    expires = await conn.fetchval(_RENEW, group_id, ttl_s)
+    await conn.execute(_TOUCH_WORKER, lease["worker_id"])
+    cancelled = [str(r["job_id"]) for r in await conn.fetch(_CANCELLED_IN_GROUP, group_id)]
+    await finish_group_if_done(conn, group_id)
+    return {"lease_expires_at": expires.isoformat(), "cancelled_job_ids": cancelled}
+
+
+_FINISH_GROUP = """
+UPDATE groups SET status = $2, finished_at = now()
+WHERE group_id = $1 AND status = 'LEASED'
+  AND NOT EXISTS (SELECT 1 FROM jobs WHERE group_id = $1 AND status IN ('ASSIGNED', 'RUNNING'))
+RETURNING worker_id
+"""
+_IDLE_IF_FREE = """
+UPDATE workers w SET status = 'idle'
+WHERE w.worker_id = $1 AND w.status = 'busy'
+  AND NOT EXISTS (SELECT 1 FROM groups g WHERE g.worker_id = $1 AND g.status = 'LEASED')
+"""
+
+
+async def finish_group_if_done(conn: TxConn, group_id: uuid.UUID, status: str = "FINISHED") -> bool:
+    worker_id = await conn.fetchval(_FINISH_GROUP, group_id, status)
+    if worker_id is None:
+        return False
+    await conn.execute(_IDLE_IF_FREE, worker_id)
+    return True
+
+
+_RELEASE_UNSTARTED = """
+WITH back AS (
+    UPDATE jobs SET status = 'PENDING', attempts = attempts - 1, updated_at = now()
+    WHERE group_id = $1 AND status = 'ASSIGNED'
+    RETURNING job_id, attempts + 1 AS attempt
+)
+DELETE FROM job_attempts a USING back
+WHERE a.job_id = back.job_id AND a.attempt = back.attempt
+RETURNING a.job_id
+"""
+
+# An infrastructure failure counts as an attempt: retried with backoff, or FAILED when used up.
+_FAIL_ASSIGNED = """
+WITH failed AS (
+    UPDATE jobs SET
+        status = CASE WHEN attempts >= max_attempts THEN 'FAILED' ELSE 'PENDING' END::job_status,
+        outcome = CASE WHEN attempts >= max_attempts THEN 'error' END::job_outcome,
+        error = $2,
+        finished_at = CASE WHEN attempts >= max_attempts THEN now() END,
+        not_before = now() + make_interval(
+            secs => $3 * power(2, greatest(attempts - 1, 0)) * (0.5 + random())),
+        updated_at = now()
+    WHERE group_id = ANY($1::uuid[]) AND status = ANY($4::job_status[])
+    RETURNING job_id, attempts, status
+)
+UPDATE job_attempts a SET outcome = 'error', error = $2, finished_at = now()
+FROM failed WHERE a.job_id = failed.job_id AND a.attempt = failed.attempts
+  AND a.finished_at IS NULL
+RETURNING a.job_id, failed.status
+"""
+
+
+async def release_group(
+    conn: TxConn,
+    group_id: uuid.UUID,
+    lease_token: int,
+    *,
+    org_scope: str | None,
+    error: str | None,
+    backoff_s: float,
+) -> Wire:
+    """Hand back the jobs that have not started; with `error`, count it as a failed attempt."""
+    await lock_lease(conn, group_id, lease_token, org_scope=org_scope)
+    if error is None:
+        rows = await conn.fetch(_RELEASE_UNSTARTED, group_id)
+    else:
+        rows = await conn.fetch(_FAIL_ASSIGNED, [group_id], error, backoff_s, ["ASSIGNED"])
+    released = [str(r["job_id"]) for r in rows]
+    if released:
+        await conn.execute("SELECT pg_notify('qgjob_pending', '')")
+    finished = await finish_group_if_done(conn, group_id, "RELEASED")
+    return {"released_job_ids": released, "group_finished": finished}
+
+
+_EXPIRE = """
+UPDATE groups SET status = 'EXPIRED', finished_at = now()
+WHERE group_id IN (
+    SELECT group_id FROM groups WHERE status = 'LEASED' AND lease_expires_at <= now()
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING group_id, worker_id
+"""
+_MARK_OFFLINE = """
+UPDATE workers SET status = 'offline'
+WHERE status <> 'offline' AND last_heartbeat < now() - make_interval(secs => $1)
+RETURNING worker_id, name
+"""
+
+
+@dataclass(frozen=True)
+class Reaped:
+    groups: list[uuid.UUID]
+    requeued: int
+    failed: int
+    offline_workers: list[str]
+
+
+async def reap_expired(
+    conn: TxConn, *, error: str, backoff_s: float, offline_after_s: float
+) -> Reaped:
+    """Expire leases past their TTL: their unfinished jobs are retried or, when out of
+    attempts, FAILED; finished results stay as they are. Safe on several replicas."""
+    expired = await conn.fetch(_EXPIRE)
+    requeued = failed = 0
+    if expired:
+        rows = await conn.fetch(
+            _FAIL_ASSIGNED,
+            [r["group_id"] for r in expired],
+            error,
+            backoff_s,
+            ["ASSIGNED", "RUNNING"],
+        )
+        failed = sum(1 for r in rows if r["status"] == "FAILED")
+        requeued = len(rows) - failed
+        if requeued:
+            await conn.execute("SELECT pg_notify('qgjob_pending', '')")
+    offline = await conn.fetch(_MARK_OFFLINE, offline_after_s)
+    return Reaped(
+        groups=[r["group_id"] for r in expired],
+        requeued=requeued,
+        failed=failed,
+        offline_workers=[r["name"] for r in offline],
+    )
+
+
+async def get_group(conn: Conn, group_id: uuid.UUID, *, org_scope: str | None) -> Wire | None:
+    row = await conn.fetchrow(
+        """SELECT group_id, org_id, app_version_id, target, worker_id, status, install_ms,
+                  lease_expires_at, created_at, finished_at
+           FROM groups WHERE group_id = $1 AND ($2::text IS NULL OR org_id = $2)""",
+        group_id,
+        org_scope,
+    )
+    return None if row is None else to_wire(row)

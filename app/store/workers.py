@@ -1,0 +1,73 @@
+"""Workers: registration, listing, and the liveness the service derives from heartbeats."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from app.database import Conn
+from app.store.jobs import Wire, to_wire
+from qgjob.types import Target
+
+_REGISTER = """
+WITH org AS (
+    INSERT INTO orgs (org_id) SELECT $2 WHERE $2::text IS NOT NULL ON CONFLICT DO NOTHING
+)
+INSERT INTO workers (worker_id, org_id, name, target_types, labels, capacity)
+VALUES ($1, $2, $3, $4::target[], $5, $6)
+RETURNING worker_id
+"""
+
+WORKER_VIEW = """
+SELECT w.worker_id, w.org_id, w.name, w.target_types, w.labels, w.capacity,
+       CASE WHEN w.last_heartbeat < now() - make_interval(secs => $1) THEN 'offline'
+            ELSE w.status::text END AS status,
+       w.ready_builds, w.last_heartbeat, w.created_at,
+       coalesce((SELECT json_agg(json_build_object(
+                    'group_id', g.group_id, 'app_version_id', g.app_version_id,
+                    'target', g.target, 'org_id', g.org_id))
+                 FROM groups g WHERE g.worker_id = w.worker_id AND g.status = 'LEASED'),
+                '[]'::json) AS current_groups
+FROM workers w
+"""
+
+_LIST = (
+    WORKER_VIEW
+    + """
+WHERE ($2::text IS NULL OR w.org_id IS NULL OR w.org_id = $2)
+  AND ($3::boolean OR w.last_heartbeat >= now() - make_interval(secs => $1))
+ORDER BY w.name, w.worker_id
+"""
+)
+_GET = WORKER_VIEW + " WHERE w.worker_id = $3 AND ($2::text IS NULL OR w.org_id = $2)"
+
+
+async def register_worker(
+    conn: Conn,
+    *,
+    org_id: str | None,
+    name: str,
+    target_types: Sequence[Target],
+    labels: dict[str, Any],
+    capacity: int,
+) -> uuid.UUID:
+    worker_id = uuid.uuid4()
+    await conn.execute(
+        _REGISTER, worker_id, org_id, name, [t.value for t in target_types], labels, capacity
+    )
+    return worker_id
+
+
+async def list_workers(
+    conn: Conn, *, org_scope: str | None, offline_after_s: float, include_offline: bool = True
+) -> list[Wire]:
+    rows = await conn.fetch(_LIST, offline_after_s, org_scope, include_offline)
+    return [to_wire(r) for r in rows]
+
+
+async def get_worker(
+    conn: Conn, worker_id: uuid.UUID, *, org_scope: str | None, offline_after_s: float
+) -> Wire | None:
+    row = await conn.fetchrow(_GET, offline_after_s, org_scope, worker_id)
+    return None if row is None else to_wire(row)
