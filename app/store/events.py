@@ -38,7 +38,8 @@ RETURNING job_id
 """
 
 _FINISH_JOB = """
-UPDATE jobs SET status = $2::job_status, outcome = $3::job_outcome, error = $4, duration_ms = $5, artifacts = $6,
+UPDATE jobs SET status = $2::job_status, outcome = $3::job_outcome, error = $4,
+                duration_ms = $5, artifacts = $6,
                 started_at = coalesce(started_at, now()),
                 finished_at = CASE WHEN $2::job_status = 'PENDING' THEN NULL ELSE now() END,
                 not_before = CASE WHEN $2::job_status = 'PENDING'

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from app.database import Conn, TxConn
+from app.database import Conn
 from qgjob.types import JobStatus, Priority, RunSource, RunStatus, Target
 
 Wire = dict[str, Any]
@@ -55,38 +55,26 @@ def to_wire(row: asyncpg.Record | dict[str, Any]) -> Wire:
     return out
 
 
+# One statement inserts the org (if new), the run and its jobs: atomic without an explicit
+# transaction, and a single round trip on the hot submit path.
 _INSERT_RUN = f"""
-WITH org AS (INSERT INTO orgs (org_id) VALUES ($2) ON CONFLICT DO NOTHING)
-INSERT INTO runs (run_id, org_id, source, app_version_id, targets, priority, repo, ref, head_sha)
-VALUES ($1, $2, $3, $4, $5::target[], $6, $7, $8, $9)
-RETURNING {RUN_COLUMNS}
-"""
-
-_INSERT_JOBS = f"""
+WITH org AS (INSERT INTO orgs (org_id) VALUES ($3) ON CONFLICT DO NOTHING),
+run AS (
+    INSERT INTO runs (run_id, org_id, source, app_version_id, targets, priority, repo, ref,
+                      head_sha)
+    VALUES ($2, $3, $9, $4, $10::target[], $5, $11, $12, $13)
+)
 INSERT INTO jobs (job_id, run_id, org_id, app_version_id, test_path, target, priority,
-                  max_attempts, created_at, updated_at, not_before)
-SELECT j.job_id, $2, $3, $4, j.test_path, j.target, $5, $6, $7, $7, $7
-FROM unnest($1::uuid[], $8::text[], $9::target[]) AS j(job_id, test_path, target)
+                  max_attempts)
+SELECT j.job_id, $2, $3, $4, j.test_path, j.target, $5, $6
+FROM unnest($1::uuid[], $7::text[], $8::target[]) AS j(job_id, test_path, target)
 RETURNING {JOB_COLUMNS}
 """
 
 
-async def insert_run(conn: TxConn, new: NewRun) -> Wire:
-    """Insert a run and its jobs (tests × targets) in the caller's transaction."""
+async def insert_run(conn: Conn, new: NewRun) -> Wire:
+    """Insert a run and its jobs (tests × targets), atomically, in one statement."""
     run_id = uuid.uuid4()
-    run = await conn.fetchrow(
-        _INSERT_RUN,
-        run_id,
-        new.org_id,
-        new.source.value,
-        new.app_version_id,
-        [t.value for t in new.targets],
-        new.priority.value,
-        new.repo,
-        new.ref,
-        new.head_sha,
-    )
-    assert run is not None
     order: dict[uuid.UUID, int] = {}
     paths: list[str] = []
     targets: list[str] = []
@@ -96,24 +84,40 @@ async def insert_run(conn: TxConn, new: NewRun) -> Wire:
             paths.append(path)
             targets.append(target.value)
     rows = await conn.fetch(
-        _INSERT_JOBS,
+        _INSERT_RUN,
         list(order),
         run_id,
         new.org_id,
         new.app_version_id,
         new.priority.value,
         new.max_attempts,
-        run["created_at"],
         paths,
         targets,
+        new.source.value,
+        [t.value for t in new.targets],
+        new.repo,
+        new.ref,
+        new.head_sha,
     )
-    jobs = sorted(rows, key=lambda r: order[r["job_id"]])
-    wire = run_to_wire(run, [to_wire(j) for j in jobs])
+    jobs = [to_wire(r) for r in sorted(rows, key=lambda r: order[r["job_id"]])]
+    run = {
+        "run_id": str(run_id),
+        "org_id": new.org_id,
+        "source": new.source.value,
+        "app_version_id": new.app_version_id,
+        "targets": [t.value for t in new.targets],
+        "priority": new.priority.value,
+        "repo": new.repo,
+        "ref": new.ref,
+        "head_sha": new.head_sha,
+        "created_at": jobs[0]["created_at"],
+    }
+    wire = run_to_wire(run, jobs)
     wire["jobs"] = wire.pop("_jobs")
     return wire
 
 
-def run_to_wire(run: asyncpg.Record, jobs: list[Wire]) -> Wire:
+def run_to_wire(run: asyncpg.Record | Wire, jobs: list[Wire]) -> Wire:
     """A run with status and counts derived from its jobs."""
     out = to_wire(run)
     counts = {key: 0 for key in ("pending", "assigned", "running", "completed", "failed")}
