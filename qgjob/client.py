@@ -34,6 +34,7 @@ M = TypeVar("M", bound=pydantic.BaseModel)
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_RETRIES = 2
+MAX_PAGE_SIZE = 500  # the most jobs the service sends in one page of GET /v1/jobs
 _BACKOFF_S = 0.25
 
 
@@ -169,7 +170,9 @@ class QgjobClient:
     async def stats(self) -> Stats:
         return _parse(Stats, await self._request("GET", "/v1/stats"))
 
-    async def create_token(self, *, org_id: str, role: Role, name: str | None = None) -> IssuedToken:
+    async def create_token(
+        self, *, org_id: str, role: Role, name: str | None = None
+    ) -> IssuedToken:
         """Create an API token (admin only); its raw value is in the answer and nowhere else."""
         body: dict[str, str] = {"org_id": org_id, "role": str(role)}
         if name is not None:
@@ -216,11 +219,9 @@ def _may_retry(exc: httpx.TransportError, *, repeatable: bool) -> bool:
 
 
 def _describe(exc: httpx.TransportError) -> str:
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-        return f"connection failed ({exc or type(exc).__name__})"
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
         return "no answer before the timeout"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return str(exc) or type(exc).__name__
 
 
 def _decode(response: httpx.Response) -> Any:
@@ -261,4 +262,3 @@ def _parse(model: type[M], data: Any) -> M:
         raise UnexpectedResponse(
             f"the server's answer is not a valid {model.__name__}: {where}: {first['msg']}"
         ) from exc
-

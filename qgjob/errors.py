@@ -12,6 +12,7 @@ QgjobError
       ├── Forbidden             403 (the token's role may not do this)
       ├── NotFound              404 (unknown id, or another org's)
       ├── Conflict              409 (e.g. cancelling a job that has finished)
+      │    └── StaleLease       409 `stale_lease`: a worker's lease on a group is gone
       └── ValidationFailed      422 (a field has a value the service does not accept)
 ```
 
@@ -34,9 +35,12 @@ class ServerUnreachable(TransientError):
     """No HTTP answer came back from the service at `url`."""
 
     def __init__(self, url: str, reason: str) -> None:
-        super().__init__(f"cannot reach the qgjob server at {url}: {reason}")
+        super().__init__(f"cannot reach the qgjob server at {url} ({reason})")
         self.url = url
         self.reason = reason
+
+    def __reduce__(self) -> tuple[type[ServerUnreachable], tuple[str, str]]:
+        return (type(self), (self.url, self.reason))
 
 
 class UnexpectedResponse(QgjobError):
@@ -52,6 +56,10 @@ class ApiError(QgjobError):
         self.code = code
         self.message = message
         self.field = field
+
+    def __reduce__(self) -> tuple[type[ApiError], tuple[int, str, str, str | None]]:
+        # Rebuilt from all four fields, so the error survives pickling (e.g. to another process).
+        return (type(self), (self.status, self.code, self.message, self.field))
 
     def __repr__(self) -> str:
         return (
@@ -84,6 +92,10 @@ class Conflict(ApiError):
     """409: the request conflicts with the current state (e.g. the job has finished)."""
 
 
+class StaleLease(Conflict):
+    """409 `stale_lease`: the lease on the group expired or was superseded; stop working on it."""
+
+
 class ValidationFailed(ApiError):
     """422: a value was refused; `field` names it when the service says which."""
 
@@ -98,10 +110,10 @@ _BY_STATUS: dict[int, type[ApiError]] = {
 }
 
 
-def api_error_for(
-    status: int, *, code: str, message: str, field: str | None = None
-) -> ApiError:
+def api_error_for(status: int, *, code: str, message: str, field: str | None = None) -> ApiError:
     """The `ApiError` subclass that stands for HTTP `status`."""
     if status >= 500:
         return ServerError(status, code, message, field)
+    if status == 409 and code == "stale_lease":
+        return StaleLease(status, code, message, field)
     return _BY_STATUS.get(status, ApiError)(status, code, message, field)

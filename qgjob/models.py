@@ -8,11 +8,16 @@ can print the object as the service sent it (`model_dump(mode="json", exclude_un
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from qgjob.types import JobStatus, Outcome, Priority, Role, RunSource, RunStatus, Target
+
+# Written back as `datetime.isoformat()` ("+00:00"), the way the service writes them, rather
+# than pydantic's "Z", so that `--json` prints the timestamps the service sent.
+Timestamp = Annotated[datetime, PlainSerializer(datetime.isoformat, when_used="json")]
 
 
 class _Record(BaseModel):
@@ -37,10 +42,10 @@ class Job(_Record):
     max_attempts: int
     error: str | None
     duration_ms: int | None
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
 
 
 class RunCounts(_Record):
@@ -73,16 +78,18 @@ class Run(_Record):
     targets: list[Target]
     priority: Priority
     status: RunStatus
-    created_at: datetime
-    finished_at: datetime | None
+    created_at: Timestamp
+    finished_at: Timestamp | None
     counts: RunCounts
-    groups: list[RunGroup] = Field(default_factory=list)
-    jobs: list[Job] = Field(default_factory=list)
+    groups: list[RunGroup] | None = None
+    jobs: list[Job] | None = None
 
     @property
     def all_jobs(self) -> list[Job]:
         """The run's jobs, whichever of `jobs` or `groups` the service sent."""
-        return self.jobs or [job for group in self.groups for job in group.jobs]
+        if self.jobs is not None:
+            return self.jobs
+        return [job for group in self.groups or [] for job in group.jobs]
 
 
 class JobPage(_Record):

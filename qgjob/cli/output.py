@@ -19,7 +19,6 @@ from rich.text import Text
 
 from qgjob.errors import (
     ApiError,
-    Forbidden,
     QgjobError,
     ServerUnreachable,
     Unauthorized,
@@ -78,18 +77,18 @@ def describe_error(exc: Exception) -> str:
     """One sentence for the user: what went wrong and, when we know, what to do about it."""
     if isinstance(exc, ServerUnreachable):
         return (
-            f"cannot reach the qgjob server at {exc.url} ({exc.reason}); start one with "
-            "`qgjob server` or point --server-url / QGJOB_SERVER_URL at a running one"
+            f"{exc}; is it running? Start one with `qgjob server`, "
+            "or point --server-url / QGJOB_SERVER_URL at a running one"
         )
     if isinstance(exc, Unauthorized):
         return (
             f"the server refused the credentials: {exc.message} (HTTP 401); pass a token "
             "with --token or QGJOB_TOKEN (create one with `qgjob token create`)"
         )
-    if isinstance(exc, Forbidden):
-        return f"{exc.message} (HTTP 403: this token's role may not do that)"
     if isinstance(exc, ApiError):
-        where = f"{exc.field}: " if exc.field else ""
+        # The service's message often names the field already; say it once.
+        named = exc.field is None or exc.message.startswith(exc.field)
+        where = "" if named else f"{exc.field}: "
         return f"{where}{exc.message} (HTTP {exc.status} {exc.code})"
     if isinstance(exc, UnexpectedResponse):
         return f"{exc} (is the server a qgjob of the same version?)"

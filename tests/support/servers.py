@@ -81,7 +81,9 @@ class ServerProcess:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"server not ready in {timeout_s}s:\n{self.log_path.read_text()[-3000:]}")
+        raise RuntimeError(
+            f"server not ready in {timeout_s}s:\n{self.log_path.read_text()[-3000:]}"
+        )
 
     def stop(self, sig: int = signal.SIGTERM, *, timeout_s: float = 30) -> int:
         assert self.proc is not None

@@ -1,0 +1,150 @@
+"""Every bad input ends with one clear line on stderr, exit 2 (usage) or 1, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.unit.cli.shell import Cli, one_error_line
+from tests.unit.cli.standin import StandinState
+
+SUBMIT = ("submit", "--org-id=qualgent", "--app-version-id=xyz123")
+A_UUID = "123e4567-e89b-12d3-a456-426614174000"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            (*SUBMIT, "--test=a.spec.js", "--target=ios"),
+            "Error: --target must be one of emulator, device, browserstack (got 'ios')",
+        ),
+        (
+            (*SUBMIT, "--test=a.spec.js", "--priority=urgent"),
+            "Error: --priority must be one of low, normal, high (got 'urgent')",
+        ),
+        ((*SUBMIT, "--test="), "Error: --test must not be empty"),
+        ((*SUBMIT, "--test=a.spec.js", "--test=  "), "Error: --test must not be empty"),
+        (
+            ("submit", "--org-id=", "--app-version-id=v", "--test=a"),
+            "Error: --org-id must not be empty",
+        ),
+        (
+            ("status", "--job-id=abc"),
+            f"Error: --job-id must be a UUID such as {A_UUID} (got 'abc')",
+        ),
+        (("cancel", "--run-id=12"), "Error: --run-id must be a UUID such as"),
+        (("cancel",), "Error: pass exactly one of --job-id or --run-id (neither was given)"),
+        (
+            ("status", f"--job-id={A_UUID}", f"--run-id={A_UUID}"),
+            "Error: pass exactly one of --job-id or --run-id (both were given)",
+        ),
+        (("status", f"--job-id={A_UUID}", "--interval=0"), "Error: --interval must be"),
+        (
+            ("list", "--org-id=q", "--status=DONE"),
+            "Error: --status must be one of PENDING, ASSIGNED",
+        ),
+        (
+            ("list", "--org-id=q", "--limit=0"),
+            "Error: --limit must be a whole number of at least 1",
+        ),
+        (
+            ("token", "create", "--org-id=q", "--role=root"),
+            "Error: --role must be one of submitter",
+        ),
+        (("server", "--port=70000"), "Error: --port must be between 1 and 65535 (got 70000)"),
+    ],
+)
+def test_usage_errors_exit_2(
+    cli: Cli, state: StandinState, args: tuple[str, ...], expected: str
+) -> None:
+    result = cli(*args)
+    assert result.exit_code == 2, result.output
+    assert one_error_line(result).startswith(expected)
+    assert result.stdout == ""
+    assert state.requests == []  # refused before anything was sent
+
+
+def test_bad_server_url_is_a_usage_error(cli: Cli) -> None:
+    result = cli("--server-url=localhost:8000", "stats")
+    assert result.exit_code == 2
+    assert "must be an http:// or https:// URL" in one_error_line(result)
+
+
+def test_unreachable_server_names_the_url_and_suggests_qgjob_server(
+    cli: Cli, refused_url: str
+) -> None:
+    result = cli("--server-url", refused_url, "stats")
+    assert result.exit_code == 1
+    line = one_error_line(result)
+    assert f"cannot reach the qgjob server at {refused_url}" in line
+    assert "qgjob server" in line
+
+
+def test_unauthorized_says_how_to_pass_a_token(cli: Cli) -> None:
+    result = cli("stats", token=None)
+    assert result.exit_code == 1
+    line = one_error_line(result)
+    assert "401" in line
+    assert "--token" in line
+
+
+def test_forbidden(cli: Cli) -> None:
+    result = cli("token", "create", "--org-id=q", "--role=admin", token="submit-token")
+    assert result.exit_code == 1
+    assert "only an admin token may create tokens (HTTP 403" in one_error_line(result)
+
+
+def test_unknown_job_is_not_found(cli: Cli) -> None:
+    job_id = str(uuid.uuid4())
+    result = cli("status", f"--job-id={job_id}")
+    assert result.exit_code == 1
+    assert one_error_line(result) == f"Error: job {job_id} not found (HTTP 404 not_found)"
+
+
+def test_server_side_validation_is_a_usage_error(cli: Cli) -> None:
+    result = cli(*SUBMIT, "--test=/abs/a.spec.js")
+    assert result.exit_code == 2
+    assert one_error_line(result) == (
+        "Error: tests: test_path must be relative to the project root, not absolute "
+        "(HTTP 422 invalid_input)"
+    )
+
+
+def test_typer_own_usage_errors_exit_2_without_traceback(cli: Cli) -> None:
+    result = cli("submit", "--app-version-id=v", "--test=a")
+    assert result.exit_code == 2
+    assert "Missing option '--org-id'" in result.stderr
+    assert "Traceback" not in result.output
+    assert cli("nonsense").exit_code == 2
+
+
+def _qgjob(*args: str, url: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {"QGJOB_SERVER_URL": url, "QGJOB_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-m", "qgjob", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_real_entry_point_from_a_subprocess(refused_url: str, isolated_env: Path) -> None:
+    bad = _qgjob(
+        *SUBMIT, "--test=a.spec.js", "--target=ios", url=refused_url, data_dir=isolated_env
+    )
+    assert bad.returncode == 2
+    assert (
+        bad.stderr == "Error: --target must be one of emulator, device, browserstack (got 'ios')\n"
+    )
+    down = _qgjob("stats", url=refused_url, data_dir=isolated_env)
+    assert down.returncode == 1
+    assert down.stderr.count("\n") == 1
+    assert down.stderr.startswith(f"Error: cannot reach the qgjob server at {refused_url}")
+    assert "Traceback" not in down.stderr
