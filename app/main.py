@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import FrameType
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import asyncpg
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -37,8 +40,10 @@ from qgjob.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """The ASGI app; with no settings it reads `QGJOB_*` variables when it starts."""
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> Starlette:
+    """The ASGI app. Its lifespan sets up the database and background loops, from
+    `settings` or, when there are none, from `QGJOB_*` variables read as it starts; given
+    `services` already running (as `serve` does), it uses those instead."""
     openapi = build_openapi(ENDPOINTS, version=__version__)
 
     async def openapi_json(request: Request) -> Response:
@@ -46,9 +51,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        resolved = settings if settings is not None else Settings.from_env()
-        async with running_services(resolved) as services:
+        if services is not None:
             yield {"services": services}
+            return
+        resolved = settings if settings is not None else Settings.from_env()
+        async with running_services(resolved) as started:
+            yield {"services": started}
 
     routes = [*api_routes(), Route("/openapi.json", openapi_json, methods=["GET"])]
     return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
@@ -64,7 +72,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     else:
         dsn = settings.database_url.reveal()
     try:
-        pool = await create_pool(dsn, size=settings.db_pool_size)
+        pool = await connect(dsn, settings=settings)
         try:
             async with pool.acquire() as conn:
                 await migrate(conn)
@@ -101,10 +109,44 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
             await asyncio.to_thread(embedded.stop)
 
 
-def serve(settings: Settings) -> None:
-    """Run the service in the foreground until SIGINT/SIGTERM."""
-    import uvicorn
+class StartupError(Exception):
+    """The service cannot start; the message says why, in one line."""
 
+
+async def connect(dsn: str, *, settings: Settings) -> asyncpg.Pool:
+    """A pool, retrying while the database is not reachable yet (it may be starting too)."""
+    where = describe_dsn(dsn)
+    deadline = time.monotonic() + settings.db_connect_timeout_s
+    delay_s = 0.2
+    while True:
+        try:
+            return await create_pool(dsn, size=settings.db_pool_size)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            if time.monotonic() + delay_s > deadline:
+                raise StartupError(
+                    f"cannot connect to PostgreSQL at {where}: {exc or type(exc).__name__} "
+                    f"(gave up after {settings.db_connect_timeout_s:g}s; "
+                    "check QGJOB_DATABASE_URL, or unset it to use the embedded database)"
+                ) from exc
+            logger.warning("database not reachable yet at %s: %s; retrying", where, exc)
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 2.0)
+
+
+def describe_dsn(dsn: str) -> str:
+    """host:port/database of a DSN, without its credentials."""
+    parts = urlsplit(dsn)
+    host = parts.hostname or parse_qs(parts.query).get("host", ["local socket"])[0]
+    port = f":{parts.port}" if parts.port else ""
+    return f"{host}{port}{parts.path or '/'}"
+
+
+def serve(settings: Settings) -> None:
+    """Run the service in the foreground until SIGINT/SIGTERM (then exit 0).
+
+    The database comes up before the HTTP server, so that a failure to start is one clear
+    `StartupError` for the CLI to print rather than a traceback from the ASGI lifespan.
+    """
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -113,14 +155,25 @@ def serve(settings: Settings) -> None:
     # handler that was there before it; make that handler end the process with status 0.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _exit_cleanly)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        timeout_graceful_shutdown=30,
-    )
+    asyncio.run(_serve(settings))
+
+
+async def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    async with running_services(settings) as services:
+        config = uvicorn.Config(
+            create_app(settings, services=services),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+            timeout_graceful_shutdown=30,
+        )
+        server = uvicorn.Server(config)
+        await server.serve()
+        if not server.started:
+            raise StartupError(f"could not listen on {settings.host}:{settings.port}")
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:

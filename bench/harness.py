@@ -59,7 +59,10 @@ def running_server(*, extra_env: dict[str, str] | None = None) -> Iterator[Serve
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "qgjob", "server", "--port", str(port)],
-                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
             )
         url = f"http://127.0.0.1:{port}"
         try:
@@ -74,7 +77,9 @@ def running_server(*, extra_env: dict[str, str] | None = None) -> Iterator[Serve
                 proc.kill()
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path, timeout_s: float = 60) -> None:
+def wait_ready(
+    url: str, proc: subprocess.Popen[bytes], log_path: Path, timeout_s: float = 60
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -132,7 +137,9 @@ class RawClient:
     async def connect(self) -> None:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
-    async def post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    async def post(
+        self, path: str, body: Any, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
         assert self.reader is not None and self.writer is not None
         payload = json.dumps(body).encode()
         head = [

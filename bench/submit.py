@@ -23,7 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.harness import RawClient, RssSampler, running_server  # noqa: E402
 
 
-async def submit_load(url: str, token: str, *, clients: int, seconds: float) -> tuple[int, list[float]]:
+async def submit_load(
+    url: str, token: str, *, clients: int, seconds: float
+) -> tuple[int, list[float]]:
     parts = urlsplit(url)
     assert parts.hostname is not None and parts.port is not None
     deadline = time.perf_counter() + seconds
@@ -108,10 +110,18 @@ def main() -> None:
     if args.json:
         print(json.dumps(figures))
         return
-    print(f"single-job submits/s ({args.clients} clients): {figures['submits_per_s']:>8}  (target >= 1000)")
-    print(f"  submit latency p50 / p99 ms:        {figures['submit_p50_ms']} / {figures['submit_p99_ms']}")
-    print(f"1,000-test run accepted in (median):  {figures['run_1000_median_ms']} ms  (target <= 300; max {figures['run_1000_max_ms']})")
-    print(f"server peak RSS:                      {figures['server_peak_rss_mb']} MB  (target <= 150)")
+    print(
+        f"single-job submits/s ({args.clients} clients): {figures['submits_per_s']:>8}  (target >= 1000)"
+    )
+    print(
+        f"  submit latency p50 / p99 ms:        {figures['submit_p50_ms']} / {figures['submit_p99_ms']}"
+    )
+    print(
+        f"1,000-test run accepted in (median):  {figures['run_1000_median_ms']} ms  (target <= 300; max {figures['run_1000_max_ms']})"
+    )
+    print(
+        f"server peak RSS:                      {figures['server_peak_rss_mb']} MB  (target <= 150)"
+    )
 
 
 if __name__ == "__main__":

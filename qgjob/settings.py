@@ -69,6 +69,7 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     max_run_tests: int = 5000
     db_pool_size: int = 10
+    db_connect_timeout_s: float = 30.0
     log_level: str = "INFO"
 
     @classmethod
@@ -179,5 +180,6 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "max_body_bytes": _number(int, "a whole number of bytes", 1024),
     "max_run_tests": _number(int, "a whole number", 1),
     "db_pool_size": _number(int, "a whole number", 1),
+    "db_connect_timeout_s": _number(float, "a number of seconds", 0),
     "log_level": _parse_log_level,
 }

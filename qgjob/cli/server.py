@@ -38,6 +38,10 @@ def server(
             host=settings.host if host is None else require_text(host, option="--host"),
             port=settings.port if port is None else port,
         )
-        from app.main import serve
+        from app.main import StartupError, serve
 
-        serve(settings)
+        try:
+            serve(settings)
+        except StartupError as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(1) from None
