@@ -60,9 +60,22 @@ class GitHubApiError(GitHubAppError):
 
 
 class TransientApiError(GitHubApiError):
-    """A failure that may go away: 5xx, a timeout, a dropped connection."""
+    """A failure that may go away: 5xx, a timeout, a dropped connection.
 
-    retry_after_s: float | None = None
+    `retry_after_s` is set when GitHub said how long to wait (`Retry-After`, rate-limit reset).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_s: float | None = None,
+        status: int | None = None,
+        method: str = "",
+        url: str = "",
+    ) -> None:
+        super().__init__(message, status=status, method=method, url=url)
+        self.retry_after_s = retry_after_s
 
 
 class RateLimited(TransientApiError):
@@ -77,8 +90,9 @@ class RateLimited(TransientApiError):
         method: str = "",
         url: str = "",
     ) -> None:
-        super().__init__(message, status=status, method=method, url=url)
-        self.retry_after_s = retry_after_s
+        super().__init__(
+            message, retry_after_s=retry_after_s, status=status, method=method, url=url
+        )
 
 
 class PermanentApiError(GitHubApiError):

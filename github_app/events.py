@@ -145,7 +145,9 @@ def parse_delivery(headers: Mapping[str, str], body: bytes) -> Event:
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedDelivery(f"the body of {name} delivery {delivery_id} is not JSON: {exc}") from exc
+        raise MalformedDelivery(
+            f"the body of {name} delivery {delivery_id} is not JSON: {exc}"
+        ) from exc
     if not isinstance(payload, dict):
         raise MalformedDelivery(f"the body of {name} delivery {delivery_id} is not a JSON object")
     base: dict[str, Any] = {
@@ -257,8 +259,7 @@ def _installation(payload: Mapping[str, Any], base: dict[str, Any]) -> Event:
         **base,
         account_login=_req_str(payload, "installation.account.login").lower(),
         account_type=_opt_str(payload, "installation.account.type"),
-        repository_selection=selection
-        or _opt_str(payload, "installation.repository_selection"),
+        repository_selection=selection or _opt_str(payload, "installation.repository_selection"),
         repositories_added=added,
         repositories_removed=removed,
         suspended=present(payload, "installation.suspended_at"),

@@ -55,7 +55,7 @@ class Router:
     @overload
     def register(
         self, event: str, *, action: str | None = None
-    ) -> Callable[[Handler[Event]], Handler[Event]]: ...
+    ) -> Callable[[Handler[Any]], Handler[Any]]: ...
 
     def register(
         self, event: str, *, action: str | None = None

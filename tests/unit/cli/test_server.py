@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -16,10 +14,21 @@ from qgjob.settings import Settings
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
     calls: list[Settings] = []
-    fake = types.ModuleType("app.main")
-    fake.serve = calls.append  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "app.main", fake)
+    monkeypatch.setattr("app.main.serve", calls.append)
     return calls
+
+
+def test_startup_failure_is_one_line_and_exit_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.main import StartupError
+
+    def fail(settings: Settings) -> None:
+        raise StartupError("cannot connect to PostgreSQL at db:5432/qgjob: refused")
+
+    monkeypatch.setattr("app.main.serve", fail)
+    result = CliRunner().invoke(app, ["server"])
+    assert result.exit_code == 1
+    assert "cannot connect to PostgreSQL at db:5432/qgjob" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_server_passes_host_and_port(served: list[Settings], isolated_env: Path) -> None:
