@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -167,3 +168,122 @@ class RawClient:
         if self.writer is not None:
             self.writer.close()
             await self.writer.wait_closed()
+
+
+def cpu_s(pid: int, *, with_children: bool = False) -> float:
+    """CPU seconds (user + system) a live process has used; with its waited-for children
+    (such as the shells a worker ran) when `with_children`."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if with_children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids(pgdata: Path) -> list[int]:
+    """The postmaster under `pgdata` and its live children (backends, walwriter, …)."""
+    try:
+        postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return []
+    pids = [postmaster]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                pids.append(int(stat.parent.name))
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return pids
+
+
+def start_workers(
+    server: Server, *, count: int, command: str, log_dir: Path
+) -> list[subprocess.Popen[bytes]]:
+    """`count` real `qgjob worker` processes (local executor, capacity 1) named b0, b1, …,
+    each logging to `log_dir/bN.log`. Stop them with SIGTERM: they drain and exit 0."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QGJOB_")}
+    env.update({"QGJOB_SERVER_URL": server.url, "QGJOB_TOKEN": server.token})
+    env["QGJOB_LOG_LEVEL"] = "WARNING"
+    procs = []
+    for n in range(count):
+        argv = [sys.executable, "-m", "qgjob", "worker", "--target", "emulator"]
+        argv += ["--executor", "local", "--command", command, "--capacity", "1"]
+        with (log_dir / f"b{n}.log").open("wb") as log:
+            procs.append(
+                subprocess.Popen(
+                    [*argv, "--name", f"b{n}"], env=env, cwd=REPO, stdout=log, stderr=log
+                )
+            )
+    return procs
+
+
+def log_tails(log_dir: Path, chars: int = 1500) -> str:
+    return "\n".join(f"{p.name}: {p.read_text()[-chars:]}" for p in sorted(log_dir.glob("*.log")))
+
+
+async def fresh_database(admin_dsn: str, prefix: str) -> str:
+    """Create an empty database named `prefix_<random>` on the cluster; returns its dsn."""
+    from urllib.parse import urlsplit
+
+    import asyncpg
+
+    name = f"{prefix}_{os.urandom(4).hex()}"
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return urlunsplit(urlsplit(admin_dsn)._replace(path="/" + name))
+
+
+def raw_client(server: Server) -> RawClient:
+    """A (not yet connected) RawClient for `server`, with its admin token."""
+    parts = urlsplit(server.url)
+    return RawClient(parts.hostname or "", parts.port or 0, server.token)
+
+
+def percentile_ms(values_s: list[float], q: float) -> float:
+    ordered = sorted(values_s)
+    return round(1000 * ordered[min(len(ordered) - 1, int(len(ordered) * q))], 2)
+
+
+def cpu_by_party(server: Server, workers: list[subprocess.Popen[bytes]]) -> dict[str, float]:
+    """CPU seconds so far of the server, the workers (with their commands) and PostgreSQL
+    (the embedded one's live processes; backends that exited are not counted)."""
+    postgres = postgres_pids(server.data_dir / "pgdata")
+    return {
+        "server": cpu_s(server.pid),
+        "workers": sum(cpu_s(w.pid, with_children=True) for w in workers),
+        "postgres": sum(cpu_s(pid) for pid in postgres),
+    }
+
+
+@contextmanager
+def postgres_cluster() -> Iterator[str]:
+    """An admin dsn: QGJOB_DATABASE_URL if set, else a fresh embedded PostgreSQL."""
+    from app.embedded import start_embedded
+
+    if os.environ.get("QGJOB_DATABASE_URL"):
+        yield os.environ["QGJOB_DATABASE_URL"]
+        return
+    with tempfile.TemporaryDirectory(prefix="qgjob-bench-pg-") as tmp:
+        embedded = start_embedded(Path(tmp))
+        try:
+            yield embedded.dsn
+        finally:
+            embedded.stop()
+
+
+async def settle(dsn: str) -> None:
+    """Fresh planner statistics and a clean checkpoint, before a timed drain."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("VACUUM ANALYZE")
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()

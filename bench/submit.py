@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import RawClient, RssSampler, running_server  # noqa: E402
+from bench.harness import RawClient, RssSampler, running_server
 
 
 async def submit_load(
@@ -110,18 +110,19 @@ def main() -> None:
     if args.json:
         print(json.dumps(figures))
         return
-    print(
-        f"single-job submits/s ({args.clients} clients): {figures['submits_per_s']:>8}  (target >= 1000)"
-    )
-    print(
-        f"  submit latency p50 / p99 ms:        {figures['submit_p50_ms']} / {figures['submit_p99_ms']}"
-    )
-    print(
-        f"1,000-test run accepted in (median):  {figures['run_1000_median_ms']} ms  (target <= 300; max {figures['run_1000_max_ms']})"
-    )
-    print(
-        f"server peak RSS:                      {figures['server_peak_rss_mb']} MB  (target <= 150)"
-    )
+    f = figures
+    rows = [
+        (f"single-job submits/s ({args.clients} clients)", f["submits_per_s"], "target >= 1000"),
+        ("submit latency p50 / p99 ms", f"{f['submit_p50_ms']} / {f['submit_p99_ms']}", ""),
+        (
+            "1,000-test run accepted in, median ms",
+            f["run_1000_median_ms"],
+            f"target <= 300; max {f['run_1000_max_ms']}",
+        ),
+        ("server peak RSS MB", f["server_peak_rss_mb"], "target <= 150"),
+    ]
+    for label, value, note in rows:
+        print(f"{label:<40} {value!s:>12}  {note}")
 
 
 if __name__ == "__main__":
