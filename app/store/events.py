@@ -33,7 +33,8 @@ SELECT status, attempts, max_attempts FROM jobs WHERE job_id = $1 AND group_id =
 _FINISH_ATTEMPT = """
 UPDATE job_attempts SET outcome = $3, error = $4, duration_ms = $5, artifacts = $6, log = $7,
                         finished_at = now(), started_at = coalesce(started_at, now())
-WHERE job_id = $1 AND attempt = $2 AND finished_at IS NULL
+WHERE job_id = $1 AND attempt = $2 AND outcome IS NULL
+  AND (finished_at IS NULL OR error = 'cancelled')
 RETURNING job_id
 """
 

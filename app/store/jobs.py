@@ -277,10 +277,19 @@ async def get_log(conn: Conn, job_id: uuid.UUID, *, attempt: int | None) -> str 
     return log
 
 
+# Cancelling closes the job's open attempt too, so every attempt ends with a finish time
+# (a worker still running it learns of the cancel at its next heartbeat and kills it).
 _CANCEL_JOBS = f"""
-UPDATE jobs SET status = 'CANCELLED', updated_at = now(), finished_at = now()
-WHERE {{where}} AND status IN {_LIVE} AND ($2::text IS NULL OR org_id = $2)
-RETURNING {JOB_COLUMNS}
+WITH cancelled AS (
+    UPDATE jobs SET status = 'CANCELLED', updated_at = now(), finished_at = now()
+    WHERE {{where}} AND status IN {_LIVE} AND ($2::text IS NULL OR org_id = $2)
+    RETURNING {JOB_COLUMNS}
+), closed AS (
+    UPDATE job_attempts a SET error = 'cancelled', finished_at = now()
+    FROM cancelled c
+    WHERE a.job_id = c.job_id AND a.attempt = c.attempts AND a.finished_at IS NULL
+)
+SELECT * FROM cancelled
 """
 _CANCEL_JOB = _CANCEL_JOBS.format(where="job_id = $1")
 _CANCEL_RUN = _CANCEL_JOBS.format(where="run_id = $1")

@@ -18,7 +18,7 @@ from app.store.jobs import Wire, to_wire
 from qgjob.types import Target
 
 _LOCK_WORKER = """
-SELECT w.capacity, w.org_id,
+SELECT w.capacity, w.org_id, w.status,
        (SELECT count(*) FROM groups g WHERE g.worker_id = w.worker_id AND g.status = 'LEASED')
            AS live
 FROM workers w WHERE w.worker_id = $1 FOR UPDATE
@@ -85,7 +85,7 @@ async def claim_group(conn: TxConn, request: ClaimRequest) -> Wire | None:
     worker = await conn.fetchrow(_LOCK_WORKER, request.worker_id)
     if worker is None:
         raise UnknownWorker(str(request.worker_id))
-    if worker["live"] >= worker["capacity"]:
+    if worker["live"] >= worker["capacity"] or worker["status"] == "draining":
         return None
     key = await conn.fetchrow(_PICK_KEY, [t.value for t in request.targets], worker["org_id"])
     if key is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import asyncpg
@@ -319,3 +320,27 @@ async def test_bad_protocol_bodies(api: Api) -> None:
         bad_outcome = await events(client, group, finished(group["jobs"][0]["job_id"], "meh"))
     assert bad_target.status_code == no_targets.status_code == 422
     assert bad_event.status_code == bad_outcome.status_code == 422
+
+
+async def test_cancel_closes_the_running_attempt_and_draining_workers_get_nothing(
+    api: Api, pool: asyncpg.Pool
+) -> None:
+    async with api.client() as client:
+        await submit(client, "v1", 1)
+        worker = await register(client)
+        group = await claim(client, worker)
+        assert group is not None
+        (job,) = group["jobs"]
+        await events(client, group, {"type": "job_started", "job_id": job["job_id"]})
+        await client.post(f"/v1/jobs/{job['job_id']}/cancel")
+        attempt = await pool.fetchrow(
+            "SELECT finished_at, error FROM job_attempts WHERE job_id = $1",
+            uuid.UUID(job["job_id"]),
+        )
+        await submit(client, "v2", 1)
+        await client.post(f"/v1/workers/{worker}/status", json={"status": "draining"})
+        drained = await claim(client, worker)
+    assert attempt is not None
+    assert attempt["finished_at"] is not None
+    assert attempt["error"] == "cancelled"
+    assert drained is None

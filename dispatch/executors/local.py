@@ -1,0 +1,181 @@
+"""The `local` executor: a shell command per job on this host, and one per group to prepare.
+
+`--command` runs once per job with the placeholders `{test_path}`, `{app_version_id}`,
+`{target}`, `{job_id}` and `{attempt}` replaced by shell-quoted values (a test path with
+spaces or quotes stays one word), and the same values in `QGJOB_*` environment variables.
+Exit 0 is `passed`, anything else `failed`; the last MiB of stdout+stderr is the job's log.
+A job that runs past its timeout, or that is cancelled, is stopped with its whole process tree.
+
+`--prepare-command` runs once per group, before its first job, with `{app_version_id}` and
+`{target}`; a non-zero exit is an infrastructure error, so the group goes to another worker.
+Other `{…}` text (shell `${VAR}`, awk programs) is left as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import shlex
+from collections.abc import Collection, Mapping
+from pathlib import Path
+
+from dispatch.errors import InfrastructureError
+from dispatch.executors.base import JobResult, JobSpec, PrepareResult
+from dispatch.processes import DEFAULT_TAIL_BYTES, Completed, Stop, run_shell
+from qgjob.types import Outcome
+from qgjob.worker_api import ClaimedGroup
+
+logger = logging.getLogger(__name__)
+
+JOB_PLACEHOLDERS = ("test_path", "app_version_id", "target", "job_id", "attempt")
+PREPARE_PLACEHOLDERS = ("app_version_id", "target")
+# `{name}` not preceded by `$`, so that the shell's `${name}` is left alone.
+_PLACEHOLDER = re.compile(r"(?<!\$)\{([a-z_]+)\}")
+# The environment the worker itself was given that a test command must not see.
+_WITHHELD_ENV = ("QGJOB_TOKEN",)
+_ERROR_TAIL_CHARS = 4000
+
+
+def check_template(template: str, *, allowed: Collection[str], option: str) -> str:
+    """`template` if its placeholders are all `allowed`; ValueError naming the culprit if not."""
+    if not template.strip():
+        raise ValueError(f"{option} must not be empty")
+    for match in _PLACEHOLDER.finditer(template):
+        name = match[1]
+        if name in JOB_PLACEHOLDERS and name not in allowed:
+            accepted = ", ".join("{" + a + "}" for a in allowed)
+            raise ValueError(f"{option} cannot use {{{name}}}; it accepts {accepted}")
+    return template
+
+
+def fill(template: str, values: Mapping[str, str]) -> str:
+    """Replace the known placeholders with their shell-quoted values."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match[1]
+        return shlex.quote(values[name]) if name in values else match[0]
+
+    return _PLACEHOLDER.sub(value, template)
+
+
+class LocalExecutor:
+    """Runs each job as a shell command on this host (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        command: str,
+        prepare_command: str | None = None,
+        job_timeout_s: float | None = None,
+        prepare_timeout_s: float | None = None,
+        kill_grace_s: float = 5.0,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        log_limit_bytes: int = DEFAULT_TAIL_BYTES,
+    ) -> None:
+        self.command = check_template(command, allowed=JOB_PLACEHOLDERS, option="--command")
+        self.prepare_command = (
+            None
+            if prepare_command is None
+            else check_template(
+                prepare_command, allowed=PREPARE_PLACEHOLDERS, option="--prepare-command"
+            )
+        )
+        self.job_timeout_s = job_timeout_s
+        self.prepare_timeout_s = prepare_timeout_s
+        self.kill_grace_s = kill_grace_s
+        base = dict(os.environ if env is None else env)
+        self._env = {k: v for k, v in base.items() if k not in _WITHHELD_ENV}
+        self.cwd = cwd
+        self.log_limit_bytes = log_limit_bytes
+
+    def __repr__(self) -> str:
+        return f"LocalExecutor(command={self.command!r}, prepare={self.prepare_command!r})"
+
+    async def prepare(self, group: ClaimedGroup) -> PrepareResult:
+        if self.prepare_command is None:
+            return PrepareResult(install_ms=0, build=group.app_version_id)
+        values = {"app_version_id": group.app_version_id, "target": str(group.target)}
+        done = await self._run(
+            fill(self.prepare_command, values),
+            env={"QGJOB_" + name.upper(): value for name, value in values.items()},
+            timeout_s=self.prepare_timeout_s,
+            cancel=None,
+        )
+        if done.stopped is Stop.TIMEOUT:
+            raise InfrastructureError(
+                f"the prepare command timed out after {self.prepare_timeout_s:g} s"
+                + _tail(done.output),
+                code="prepare_timeout",
+            )
+        if done.exit_code != 0:
+            raise InfrastructureError(
+                f"the prepare command {_exit(done.exit_code)}" + _tail(done.output),
+                code="prepare_failed",
+            )
+        return PrepareResult(install_ms=done.duration_ms, build=group.app_version_id)
+
+    async def run(self, job: JobSpec, *, cancel: asyncio.Event) -> JobResult:
+        values = {
+            "test_path": job.test_path,
+            "app_version_id": job.app_version_id,
+            "target": str(job.target),
+            "job_id": str(job.job_id),
+            "attempt": str(job.attempt),
+        }
+        env = {"QGJOB_" + name.upper(): value for name, value in values.items()}
+        done = await self._run(
+            fill(self.command, values), env=env, timeout_s=self.job_timeout_s, cancel=cancel
+        )
+        return _result(done, timeout_s=self.job_timeout_s)
+
+    async def close(self) -> None:
+        return None
+
+    async def _run(
+        self,
+        command: str,
+        *,
+        env: Mapping[str, str],
+        timeout_s: float | None,
+        cancel: asyncio.Event | None,
+    ) -> Completed:
+        try:
+            return await run_shell(
+                command,
+                env={**self._env, **env},
+                cwd=self.cwd,
+                timeout_s=timeout_s,
+                cancel=cancel,
+                kill_grace_s=self.kill_grace_s,
+                tail_bytes=self.log_limit_bytes,
+            )
+        except OSError as exc:  # no shell, a working directory that is gone, out of fds
+            raise InfrastructureError(f"cannot start the command: {exc}", code="spawn") from exc
+
+
+def _result(done: Completed, *, timeout_s: float | None) -> JobResult:
+    if done.stopped is Stop.TIMEOUT:
+        outcome, error = Outcome.TIMED_OUT, f"timed out after {timeout_s:g} s; process tree killed"
+    elif done.stopped is Stop.CANCELLED:
+        outcome, error = Outcome.ERROR, "cancelled while running; process tree killed"
+    elif done.exit_code == 0:
+        outcome, error = Outcome.PASSED, None
+    else:
+        outcome, error = Outcome.FAILED, f"the command {_exit(done.exit_code)}"
+    return JobResult(outcome=outcome, duration_ms=done.duration_ms, error=error, log=done.output)
+
+
+def _exit(code: int) -> str:
+    return f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+
+
+def _tail(output: str) -> str:
+    text = output.strip()
+    if not text:
+        return " (no output)"
+    if len(text) > _ERROR_TAIL_CHARS:
+        text = "…" + text[-_ERROR_TAIL_CHARS:]
+    return f"; its output ends with:\n{text}"

@@ -1,0 +1,233 @@
+"""`qgjob worker`, `workers`, `logs` and `run`: run a worker, and see what workers did.
+
+`qgjob worker` runs the worker agent (`dispatch.agent`) in the foreground until SIGTERM or
+Ctrl-C (drain), or a second Ctrl-C (stop at once, exit 130). The other three read the
+service: the fleet, a job's captured output, and a run as the tree of groups that ran it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sys
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from qgjob.cli.context import call_api, reporting_errors, resolve_token, settings_of
+from qgjob.cli.fleet import run_tree, workers_table
+from qgjob.cli.inputs import (
+    BadInput,
+    parse_choice,
+    parse_uuid,
+    require_positive_float,
+    require_text,
+)
+from qgjob.cli.output import as_json, info, make_console, print_json
+from qgjob.settings import Settings
+from qgjob.types import Target
+from qgjob.worker_api import WorkerApi, WorkerRecord
+
+app = typer.Typer()
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")]
+MAX_CAPACITY = 64
+MAX_CLAIM_WAIT_S = 60.0
+
+
+class ExecutorKind(StrEnum):
+    """What runs the jobs (the device and BrowserStack executors come next)."""
+
+    LOCAL = "local"
+
+
+@app.command()
+def worker(
+    ctx: typer.Context,
+    targets: Annotated[
+        list[str],
+        typer.Option("--target", help="emulator|device|browserstack; repeat for several."),
+    ],
+    name: Annotated[
+        str | None, typer.Option("--name", help="Name shown by `qgjob workers` (default: host).")
+    ] = None,
+    capacity: Annotated[int, typer.Option("--capacity", help="Groups run at once.")] = 1,
+    executor: Annotated[str, typer.Option("--executor", help="What runs the jobs: local.")] = (
+        ExecutorKind.LOCAL.value
+    ),
+    command: Annotated[
+        str | None,
+        typer.Option(
+            "--command",
+            help="Shell command per job; placeholders {test_path} {app_version_id} {target} "
+            "{job_id} {attempt} are replaced by shell-quoted values.",
+        ),
+    ] = None,
+    prepare_command: Annotated[
+        str | None,
+        typer.Option(
+            "--prepare-command",
+            help="Shell command run once per group before its jobs ({app_version_id} "
+            "{target}); failing sends the group to another worker.",
+        ),
+    ] = None,
+    job_timeout: Annotated[
+        float | None,
+        typer.Option("--job-timeout", help="Seconds before a job's process tree is killed."),
+    ] = None,
+    heartbeat_interval: Annotated[
+        float | None,
+        typer.Option(
+            "--heartbeat-interval",
+            help="Seconds between heartbeats (default: QGJOB_HEARTBEAT_INTERVAL_S or 10).",
+        ),
+    ] = None,
+    labels: Annotated[
+        list[str] | None,
+        typer.Option("--label", help="KEY=VALUE describing this worker; repeat for several."),
+    ] = None,
+) -> None:
+    """Run a worker: claim groups of jobs from the server and run them until stopped."""
+    with reporting_errors():
+        settings = settings_of(ctx)
+        kind = parse_choice(ExecutorKind, executor, option="--executor")
+        chosen = tuple(dict.fromkeys(parse_choice(Target, t, option="--target") for t in targets))
+        if not 1 <= capacity <= MAX_CAPACITY:
+            raise BadInput(f"--capacity must be between 1 and {MAX_CAPACITY} (got {capacity})")
+        interval_s = require_positive_float(
+            settings.heartbeat_interval_s if heartbeat_interval is None else heartbeat_interval,
+            option="--heartbeat-interval",
+        )
+        timeout_s = (
+            None
+            if job_timeout is None
+            else require_positive_float(job_timeout, option="--job-timeout")
+        )
+        worker_name = require_text(name, option="--name") if name is not None else _host_name()
+        if kind is ExecutorKind.LOCAL and command is None:
+            raise BadInput(
+                "--executor local needs --command, the shell command run for each job "
+                "(e.g. --command 'npx appwright test {test_path} --project android')"
+            )
+        from dispatch.agent import Agent, AgentConfig, serve
+        from dispatch.executors.local import LocalExecutor
+
+        try:
+            runner = LocalExecutor(
+                command=command or "",
+                prepare_command=prepare_command,
+                job_timeout_s=timeout_s,
+                env=os.environ,
+            )
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+        config = AgentConfig(
+            name=worker_name[:100],
+            targets=chosen,
+            capacity=capacity,
+            labels=_parse_labels(labels or []),
+            heartbeat_interval_s=interval_s,
+            claim_wait_s=min(settings.claim_timeout_s, MAX_CLAIM_WAIT_S),
+        )
+        _configure_logging(settings)
+
+        async def go() -> int:
+            async with WorkerApi(settings.server_url, resolve_token(settings)) as api:
+                return await serve(Agent(api, runner, config))
+
+        code = asyncio.run(go())
+    raise typer.Exit(code)
+
+
+@app.command("workers")
+def list_workers(ctx: typer.Context, json_output: JsonFlag = False) -> None:
+    """List workers: status, targets, capacity, current groups and last heartbeat."""
+    out = make_console()
+    with reporting_errors():
+        settings = settings_of(ctx)
+        found = _call_workers(settings)
+    if json_output:
+        print_json(out, {"workers": [as_json(w) for w in found]})
+        return
+    if not found:
+        info(out, "No workers have registered.")
+        return
+    out.print(workers_table(found))
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Option("--job-id", help="The job whose output to print.")],
+    attempt: Annotated[
+        int | None, typer.Option("--attempt", help="Which attempt (default: the latest).")
+    ] = None,
+) -> None:
+    """Print the output (stdout and stderr) a job's command wrote."""
+    with reporting_errors():
+        settings = settings_of(ctx)
+        wanted = parse_uuid(job_id, option="--job-id")
+        if attempt is not None and attempt < 1:
+            raise BadInput(f"--attempt must be a whole number of at least 1 (got {attempt})")
+
+        async def go() -> str:
+            async with WorkerApi(settings.server_url, resolve_token(settings)) as api:
+                return await api.job_log(wanted, attempt=attempt)
+
+        text = asyncio.run(go())
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+@app.command("run")
+def show_run_tree(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Option("--run-id", help="The run to show.")],
+    json_output: JsonFlag = False,
+) -> None:
+    """Show a run as a tree: each group (app version, target, worker) and its jobs."""
+    out = make_console()
+    with reporting_errors():
+        settings = settings_of(ctx)
+        wanted = parse_uuid(run_id, option="--run-id")
+        found = call_api(settings, lambda client: client.get_run(wanted))
+    if json_output:
+        print_json(out, as_json(found))
+        return
+    out.print(run_tree(found))
+
+
+def _call_workers(settings: Settings) -> list[WorkerRecord]:
+    async def go() -> list[WorkerRecord]:
+        async with WorkerApi(settings.server_url, resolve_token(settings)) as api:
+            return await api.list_workers()
+
+    return asyncio.run(go())
+
+
+def _host_name() -> str:
+    return socket.gethostname() or "worker"
+
+
+def _parse_labels(raw: list[str]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for item in raw:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(
+                f"--label must look like KEY=VALUE, e.g. --label model=pixel8 (got {item!r})"
+            )
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
