@@ -14,7 +14,8 @@
    same VACUUM ANALYZE + CHECKPOINT, then K consumers with a connection each drain them.
    Ours, per group of up to 100 jobs: the claim transaction (`claim_group`: pick a key,
    take its jobs, insert the group and the attempt rows), then the events transaction as
-   the events endpoint runs it (`lock_lease`, per job `job_started` + `job_finished`,
+   the events endpoint runs it for a batch holding every job's start and finish
+   (`lock_lease`, `apply_events`: a few set-based statements per batch,
    `finish_group_if_done`). PgQueuer: `PgQueuer.run(mode=drain)` with a no-op entrypoint;
    one dequeue statement per batch (marks jobs picked, writes log rows), completions
    flushed per batch (deletes the jobs, writes log rows), heartbeats buffered. Batch 10 is
@@ -241,17 +242,19 @@ async def consume_groups(pool: asyncpg.Pool, worker_id: uuid.UUID) -> int:
             if group is None:
                 return groups
             group_id = uuid.UUID(group["group_id"])
-            result = ev.Applied()
+            job_ids = [uuid.UUID(job["job_id"]) for job in group["jobs"]]
             async with conn.transaction():
                 await lock_lease(conn, group_id, group["lease_token"], org_scope=None)
-                for job in group["jobs"]:
-                    job_id = uuid.UUID(job["job_id"])
-                    await ev.job_started(conn, result, group_id=group_id, job_id=job_id)
-                    done = ev.Finished(job_id, Outcome.PASSED, 1, None, {}, None)
-                    await ev.job_finished(conn, result, group_id=group_id, event=done, backoff_s=10)
+                result = await ev.apply_events(
+                    conn,
+                    group_id=group_id,
+                    started=job_ids,
+                    finished=[ev.Finished(j, Outcome.PASSED, 1, None, {}, None) for j in job_ids],
+                    backoff_s=10,
+                )
                 await conn.fetch(CANCELLED_IN_GROUP, group_id)
                 assert await finish_group_if_done(conn, group_id), group_id
-            assert result.applied == 2 * len(group["jobs"]), result
+            assert result.applied == len(job_ids), result
             groups += 1
 
 

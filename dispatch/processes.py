@@ -160,13 +160,18 @@ def signal_group(pgid: int, sig: int) -> bool:
 
 
 def group_alive(pgid: int) -> bool:
-    """Whether any process of group `pgid` is still running (zombies do not count)."""
+    """Whether any process of group `pgid` is still running (zombies do not count).
+
+    `killpg(pgid, 0)` answers "no member at all" cheaply, which is the common case after a
+    job exits; only when members remain do we scan /proc to tell live ones from zombies
+    (PID 1 in a container may never reap orphans, and a zombie is not worth waiting for).
+    """
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
     proc = Path("/proc")
     if not proc.is_dir():
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
         return True
     for entry in proc.iterdir():
         if not entry.name.isdigit():

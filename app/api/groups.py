@@ -78,39 +78,41 @@ async def heartbeat(request: Request) -> Response:
 async def post_events(request: Request) -> Response:
     services, principal, group_id = await _lease_caller(request)
     body = await parse(request, GroupEvents, limit=EVENTS_BODY_LIMIT)
-    result = ev.Applied()
+    started = [e.job_id for e in body.events if isinstance(e, JobStartedEvent)]
+    finished = [
+        ev.Finished(
+            job_id=e.job_id,
+            outcome=e.outcome,
+            duration_ms=e.duration_ms,
+            error=e.error,
+            artifacts=dict(e.artifacts),
+            log=e.log,
+        )
+        for e in body.events
+        if isinstance(e, JobFinishedEvent)
+    ]
+    setups = [e for e in body.events if isinstance(e, SetupDoneEvent)]
     try:
         async with services.pool.acquire() as conn, conn.transaction():
             lease = await lock_lease(
                 conn, group_id, body.lease_token, org_scope=principal.org_scope
             )
-            for event in body.events:
-                if isinstance(event, JobStartedEvent):
-                    await ev.job_started(conn, result, group_id=group_id, job_id=event.job_id)
-                elif isinstance(event, JobFinishedEvent):
-                    await ev.job_finished(
-                        conn,
-                        result,
-                        group_id=group_id,
-                        event=ev.Finished(
-                            job_id=event.job_id,
-                            outcome=event.outcome,
-                            duration_ms=event.duration_ms,
-                            error=event.error,
-                            artifacts=dict(event.artifacts),
-                            log=event.log,
-                        ),
-                        backoff_s=services.settings.retry_backoff_s,
-                    )
-                elif isinstance(event, SetupDoneEvent):
-                    await ev.setup_done(
-                        conn,
-                        result,
-                        group_id=group_id,
-                        worker_id=lease["worker_id"],
-                        install_ms=event.install_ms,
-                        build=event.build,
-                    )
+            result = await ev.apply_events(
+                conn,
+                group_id=group_id,
+                started=started,
+                finished=finished,
+                backoff_s=services.settings.retry_backoff_s,
+            )
+            for setup in setups:
+                await ev.setup_done(
+                    conn,
+                    result,
+                    group_id=group_id,
+                    worker_id=lease["worker_id"],
+                    install_ms=setup.install_ms,
+                    build=setup.build,
+                )
             if result.requeued:
                 await conn.execute("SELECT pg_notify('qgjob_pending', '')")
             cancelled = await conn.fetch(
