@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -41,12 +43,19 @@ logger = logging.getLogger(__name__)
 EVENTS_BODY_LIMIT = 16 * 1024 * 1024
 
 
-def _stale(group_id: uuid.UUID) -> Conflict:
-    return Conflict(
-        f"the lease on group {group_id} is not live (expired, released or superseded); "
-        "stop working on this group",
-        code="stale_lease",
-    )
+@contextmanager
+def lease_errors(group_id: uuid.UUID) -> Iterator[None]:
+    """Map the store's lease errors onto HTTP: unknown group 404, stale lease 409."""
+    try:
+        yield
+    except UnknownGroup:
+        raise NotFound(f"group {group_id} not found") from None
+    except StaleLease:
+        raise Conflict(
+            f"the lease on group {group_id} is not live (expired, released or superseded); "
+            "stop working on this group",
+            code="stale_lease",
+        ) from None
 
 
 async def _lease_caller(request: Request) -> tuple[Services, Principal, uuid.UUID]:
@@ -59,7 +68,7 @@ async def _lease_caller(request: Request) -> tuple[Services, Principal, uuid.UUI
 async def heartbeat(request: Request) -> Response:
     services, principal, group_id = await _lease_caller(request)
     body = await parse(request, LeaseBody, limit=services.settings.max_body_bytes)
-    try:
+    with lease_errors(group_id):
         async with services.pool.acquire() as conn, conn.transaction():
             answer = await renew_lease(
                 conn,
@@ -68,10 +77,6 @@ async def heartbeat(request: Request) -> Response:
                 org_scope=principal.org_scope,
                 ttl_s=services.settings.lease_ttl_s,
             )
-    except UnknownGroup:
-        raise NotFound(f"group {group_id} not found") from None
-    except StaleLease:
-        raise _stale(group_id) from None
     return JSONResponse(answer)
 
 
@@ -92,7 +97,7 @@ async def post_events(request: Request) -> Response:
         if isinstance(e, JobFinishedEvent)
     ]
     setups = [e for e in body.events if isinstance(e, SetupDoneEvent)]
-    try:
+    with lease_errors(group_id):
         async with services.pool.acquire() as conn, conn.transaction():
             lease = await lock_lease(
                 conn, group_id, body.lease_token, org_scope=principal.org_scope
@@ -120,10 +125,6 @@ async def post_events(request: Request) -> Response:
             )
             if await finish_group_if_done(conn, group_id):
                 logger.info("group finished group_id=%s", group_id)
-    except UnknownGroup:
-        raise NotFound(f"group {group_id} not found") from None
-    except StaleLease:
-        raise _stale(group_id) from None
     return JSONResponse(
         {
             "applied": result.applied,
@@ -136,7 +137,7 @@ async def post_events(request: Request) -> Response:
 async def release(request: Request) -> Response:
     services, principal, group_id = await _lease_caller(request)
     body = await parse(request, ReleaseBody, limit=services.settings.max_body_bytes)
-    try:
+    with lease_errors(group_id):
         async with services.pool.acquire() as conn, conn.transaction():
             answer = await release_group(
                 conn,
@@ -146,10 +147,6 @@ async def release(request: Request) -> Response:
                 error=body.error,
                 backoff_s=services.settings.retry_backoff_s,
             )
-    except UnknownGroup:
-        raise NotFound(f"group {group_id} not found") from None
-    except StaleLease:
-        raise _stale(group_id) from None
     logger.info(
         "group released group_id=%s reason=%r jobs_back=%d error=%s",
         group_id,

@@ -27,7 +27,6 @@ import io
 import json
 import re
 import secrets
-import socket
 import tarfile
 import threading
 import time
@@ -41,7 +40,6 @@ from typing import Any
 
 import jsonschema
 import jwt
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
@@ -49,6 +47,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
+
+from tests.standins.server_thread import serve_in_thread
 
 DOCS = "https://docs.github.com/rest"
 SECONDARY_LIMIT_MESSAGE = (
@@ -756,27 +756,10 @@ def create_app(state: FakeGitHub) -> Starlette:
 @contextmanager
 def serve(app: ASGIApp) -> Iterator[str]:
     """Run `app` with uvicorn on 127.0.0.1 (a free port) in a thread; yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_level="warning", lifespan="off", access_log=False,
-        date_header=False, server_header=False,  # the fake sends its own Date
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the fake GitHub did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve_in_thread(
+        app, name="fake GitHub", access_log=False, date_header=False, server_header=False
+    ) as url:  # the fake sends its own Date
+        yield url
 
 
 @contextmanager
