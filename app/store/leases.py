@@ -33,6 +33,9 @@ ORDER BY priority DESC, created_at, job_id
 LIMIT 1 FOR UPDATE SKIP LOCKED
 """
 
+# Take the key's jobs, open the group and its attempt rows, and mark the worker busy, in
+# one statement. The job that named the key is already locked by this transaction, so at
+# least one job is always taken and a group is never empty.
 _TAKE_JOBS = """
 WITH picked AS (
     SELECT job_id FROM jobs
@@ -40,32 +43,29 @@ WITH picked AS (
       AND not_before <= now()
     ORDER BY priority DESC, created_at, job_id
     LIMIT $4 FOR UPDATE SKIP LOCKED
+), taken AS (
+    UPDATE jobs j SET status = 'ASSIGNED', group_id = $5, worker_id = $6,
+                      attempts = j.attempts + 1, updated_at = now()
+    FROM picked WHERE j.job_id = picked.job_id
+    RETURNING j.job_id, j.test_path, j.attempts, j.run_id, j.priority, j.created_at
+), attempts AS (
+    INSERT INTO job_attempts (job_id, attempt, group_id, worker_id)
+    SELECT job_id, attempts, $5, $6 FROM taken
+), lease AS (
+    INSERT INTO groups (group_id, org_id, app_version_id, target, key, worker_id, lease_token,
+                        lease_expires_at)
+    VALUES ($5, $1, $2, $3, $7, $6, nextval('lease_token_seq'),
+            now() + make_interval(secs => $8))
+    RETURNING lease_token, lease_expires_at
+), busy AS (
+    UPDATE workers SET status = CASE WHEN status = 'draining' THEN status ELSE 'busy' END,
+                       last_heartbeat = now()
+    WHERE worker_id = $6
 )
-UPDATE jobs j SET status = 'ASSIGNED', group_id = $5, worker_id = $6,
-                  attempts = j.attempts + 1, updated_at = now()
-FROM picked WHERE j.job_id = picked.job_id
-RETURNING j.job_id, j.test_path, j.attempts, j.run_id, j.priority, j.created_at
+SELECT t.job_id, t.test_path, t.attempts, t.run_id, t.priority, t.created_at,
+       l.lease_token, l.lease_expires_at, r.repo, r.ref, r.head_sha
+FROM taken t CROSS JOIN lease l LEFT JOIN runs r ON r.run_id = t.run_id
 """
-
-_INSERT_GROUP = """
-INSERT INTO groups (group_id, org_id, app_version_id, target, key, worker_id, lease_token,
-                    lease_expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, nextval('lease_token_seq'), now() + make_interval(secs => $7))
-RETURNING lease_token, lease_expires_at
-"""
-
-_INSERT_ATTEMPTS = """
-INSERT INTO job_attempts (job_id, attempt, group_id, worker_id)
-SELECT a.job_id, a.attempt, $3, $4 FROM unnest($1::uuid[], $2::int[]) AS a(job_id, attempt)
-"""
-
-_MARK_BUSY = """
-UPDATE workers SET status = CASE WHEN status = 'draining' THEN status ELSE 'busy' END,
-                   last_heartbeat = now()
-WHERE worker_id = $1
-"""
-
-_SOURCES = "SELECT run_id, repo, ref, head_sha FROM runs WHERE run_id = ANY($1::uuid[])"
 
 
 @dataclass(frozen=True)
@@ -93,31 +93,21 @@ async def claim_group(conn: TxConn, request: ClaimRequest) -> Wire | None:
     group_id = uuid.uuid4()
     org_id, app_version_id, target = key["org_id"], key["app_version_id"], key["target"]
     jobs = await conn.fetch(
-        _TAKE_JOBS, org_id, app_version_id, target, request.max_jobs, group_id, request.worker_id
-    )
-    lease = await conn.fetchrow(
-        _INSERT_GROUP,
-        group_id,
+        _TAKE_JOBS,
         org_id,
         app_version_id,
         target,
-        f"{org_id}/{app_version_id}/{target}",
-        request.worker_id,
-        request.lease_ttl_s,
-    )
-    assert lease is not None
-    await conn.execute(
-        _INSERT_ATTEMPTS,
-        [j["job_id"] for j in jobs],
-        [j["attempts"] for j in jobs],
+        request.max_jobs,
         group_id,
         request.worker_id,
+        f"{org_id}/{app_version_id}/{target}",
+        request.lease_ttl_s,
     )
-    await conn.execute(_MARK_BUSY, request.worker_id)
+    lease = jobs[0]
     sources = {
-        r["run_id"]: {"repo": r["repo"], "ref": r["ref"], "head_sha": r["head_sha"]}
-        for r in await conn.fetch(_SOURCES, list({j["run_id"] for j in jobs}))
-        if r["repo"] is not None
+        j["run_id"]: {"repo": j["repo"], "ref": j["ref"], "head_sha": j["head_sha"]}
+        for j in jobs
+        if j["repo"] is not None
     }
     ordered = sorted(jobs, key=lambda j: (-_rank(j["priority"]), j["created_at"], j["job_id"]))
     job_wire = [
