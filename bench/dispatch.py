@@ -50,7 +50,13 @@ from app.database import create_pool
 from app.migrations import migrate
 from app.store import events as ev
 from app.store.jobs import NewRun, insert_run
-from app.store.leases import ClaimRequest, claim_group, finish_group_if_done, lock_lease
+from app.store.leases import (
+    ClaimRequest,
+    cancelled_in_group,
+    claim_group,
+    finish_group_if_done,
+    lock_lease,
+)
 from app.store.workers import register_worker
 from bench.harness import (
     Server,
@@ -67,7 +73,6 @@ from bench.harness import (
 from qgjob.types import Outcome, Priority, RunSource, Target
 
 Figures = dict[str, Any]
-CANCELLED_IN_GROUP = "SELECT job_id FROM jobs WHERE group_id = $1 AND status = 'CANCELLED'"
 
 
 async def dispatch_latency(server: Server, *, warmup: int, iterations: int) -> Figures:
@@ -252,7 +257,7 @@ async def consume_groups(pool: asyncpg.Pool, worker_id: uuid.UUID) -> int:
                     finished=[ev.Finished(j, Outcome.PASSED, 1, None, {}, None) for j in job_ids],
                     backoff_s=10,
                 )
-                await conn.fetch(CANCELLED_IN_GROUP, group_id)
+                await cancelled_in_group(conn, group_id)
                 assert await finish_group_if_done(conn, group_id), group_id
             assert result.applied == len(job_ids), result
             groups += 1

@@ -52,6 +52,7 @@ class QgjobClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.retries = retries
+        self.timeout_s = timeout_s
         headers = {"User-Agent": f"qgjob/{__version__}", "Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"

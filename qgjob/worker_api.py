@@ -21,7 +21,7 @@ from uuid import UUID
 import httpx
 import pydantic
 
-from qgjob.client import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, QgjobClient, _decode, _describe
+from qgjob.client import QgjobClient, _decode, _describe
 from qgjob.errors import ServerUnreachable, UnexpectedResponse
 from qgjob.models import Timestamp
 from qgjob.types import Outcome, Target, WorkerStatus
@@ -189,18 +189,6 @@ def _head(text: str, limit: int) -> str:
 
 class WorkerApi(QgjobClient):
     """The worker protocol on top of `QgjobClient`; use as `async with WorkerApi(...)`."""
-
-    def __init__(
-        self,
-        base_url: str,
-        token: str | None,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-        retries: int = DEFAULT_RETRIES,
-    ) -> None:
-        super().__init__(base_url, token, transport=transport, timeout_s=timeout_s, retries=retries)
-        self.timeout_s = timeout_s
 
     def __repr__(self) -> str:
         return f"WorkerApi(base_url={self.base_url!r})"

@@ -31,6 +31,7 @@ from app.store import events as ev
 from app.store.leases import (
     StaleLease,
     UnknownGroup,
+    cancelled_in_group,
     finish_group_if_done,
     lock_lease,
     release_group,
@@ -120,16 +121,14 @@ async def post_events(request: Request) -> Response:
                 )
             if result.requeued:
                 await conn.execute("SELECT pg_notify('qgjob_pending', '')")
-            cancelled = await conn.fetch(
-                "SELECT job_id FROM jobs WHERE group_id = $1 AND status = 'CANCELLED'", group_id
-            )
+            cancelled = await cancelled_in_group(conn, group_id)
             if await finish_group_if_done(conn, group_id):
                 logger.info("group finished group_id=%s", group_id)
     return JSONResponse(
         {
             "applied": result.applied,
             "ignored": result.ignored,
-            "cancelled_job_ids": [str(r["job_id"]) for r in cancelled],
+            "cancelled_job_ids": cancelled,
         }
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pydantic import BaseModel
 from starlette.requests import Request
@@ -75,7 +75,7 @@ _WORKER_ID = Param("worker_id", "path", "The worker's id", schema_format="uuid")
 _GROUP_ID = Param("group_id", "path", "The group's id", schema_format="uuid")
 _LEASE_ERRORS = (400, 401, 403, 404, 409, 413, 422)
 
-ENDPOINTS: tuple[Endpoint, ...] = (
+_V1: tuple[Endpoint, ...] = (
     Endpoint(
         "POST",
         "/v1/jobs",
@@ -282,43 +282,23 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         public=True,
         errors=(503,),
     ),
-    # The seed's paths, kept for existing scripts.
-    Endpoint(
-        "POST",
-        "/submit-job",
-        submissions.submit_job,
-        "Submit one job (seed path)",
-        "jobs",
-        request=JobSubmission,
-        response=Job,
-        status=201,
-        params=(_IDEMPOTENCY,),
-        errors=_SUBMIT_ERRORS,
-        deprecated=True,
-    ),
-    Endpoint(
-        "POST",
-        "/workers",
-        workers.register,
-        "Register a worker (seed path)",
-        "workers",
-        request=WorkerRegistration,
-        response=RegisteredWorker,
-        status=201,
-        errors=(400, 401, 403, 413, 422),
-        deprecated=True,
-    ),
-    Endpoint(
-        "GET",
-        "/status/{job_id}",
-        jobs.get_job,
-        "Get a job (seed path)",
-        "jobs",
-        response=Job,
-        params=(_JOB_ID,),
-        errors=(401, 404, 422),
-        deprecated=True,
-    ),
+)
+
+# The seed's paths, kept for existing scripts: the same endpoints under their old paths.
+_SEED_ALIASES = {
+    "/submit-job": ("POST", "/v1/jobs"),
+    "/status/{job_id}": ("GET", "/v1/jobs/{job_id}"),
+    "/workers": ("POST", "/v1/workers"),
+}
+
+
+def _alias(path: str, method: str, target: str) -> Endpoint:
+    (twin,) = (e for e in _V1 if (e.method, e.path) == (method, target))
+    return replace(twin, path=path, summary=f"{twin.summary} (seed path)", deprecated=True)
+
+
+ENDPOINTS: tuple[Endpoint, ...] = _V1 + tuple(
+    _alias(path, method, target) for path, (method, target) in _SEED_ALIASES.items()
 )
 
 

@@ -84,10 +84,8 @@ async def claim(request: Request) -> Response:
     body = await parse(request, ClaimBody, limit=settings.max_body_bytes)
     worker = await _own_worker(services, request, principal)
     if body.ready_builds:
-        await services.pool.execute(
-            "UPDATE workers SET ready_builds = $2 WHERE worker_id = $1",
-            path_uuid(request, "worker_id"),
-            body.ready_builds,
+        await store.set_ready_builds(
+            services.pool, path_uuid(request, "worker_id"), body.ready_builds
         )
     wanted = ClaimRequest(
         worker_id=path_uuid(request, "worker_id"),
@@ -131,11 +129,7 @@ async def change_status(request: Request) -> Response:
     require_role(principal, Role.WORKER, Role.ADMIN)
     body = await parse(request, WorkerStatusChange, limit=services.settings.max_body_bytes)
     await _own_worker(services, request, principal)
-    await services.pool.execute(
-        "UPDATE workers SET status = $2, last_heartbeat = now() WHERE worker_id = $1",
-        path_uuid(request, "worker_id"),
-        body.status,
-    )
+    await store.set_status(services.pool, path_uuid(request, "worker_id"), body.status)
     logger.info(
         "worker status worker_id=%s status=%s", path_uuid(request, "worker_id"), body.status
     )

@@ -24,11 +24,15 @@ SELECT w.capacity, w.org_id, w.status,
 FROM workers w WHERE w.worker_id = $1 FOR UPDATE
 """
 
-# The oldest most urgent pending job this worker may run names the key to serve.
+# The oldest most urgent pending job this worker may run names the key to serve. A key that
+# another claim is taking right now is skipped (its transaction holds the key's advisory
+# lock), so two simultaneous claims never split a key between them by accident.
 _PICK_KEY = """
 SELECT org_id, app_version_id, target FROM jobs
 WHERE status = 'PENDING' AND target = ANY($1::target[]) AND not_before <= now()
   AND ($2::text IS NULL OR org_id = $2)
+  AND pg_try_advisory_xact_lock(
+      hashtextextended(org_id || '/' || app_version_id || '/' || target::text, 0))
 ORDER BY priority DESC, created_at, job_id
 LIMIT 1 FOR UPDATE SKIP LOCKED
 """
@@ -174,13 +178,18 @@ _TOUCH_WORKER = "UPDATE workers SET last_heartbeat = now() WHERE worker_id = $1"
 _CANCELLED_IN_GROUP = "SELECT job_id FROM jobs WHERE group_id = $1 AND status = 'CANCELLED'"
 
 
+async def cancelled_in_group(conn: TxConn, group_id: uuid.UUID) -> list[str]:
+    """Jobs of this group cancelled meanwhile: the worker must stop them."""
+    return [str(r["job_id"]) for r in await conn.fetch(_CANCELLED_IN_GROUP, group_id)]
+
+
 async def renew_lease(
     conn: TxConn, group_id: uuid.UUID, lease_token: int, *, org_scope: str | None, ttl_s: float
 ) -> Wire:
     lease = await lock_lease(conn, group_id, lease_token, org_scope=org_scope)
     expires = await conn.fetchval(_RENEW, group_id, ttl_s)
     await conn.execute(_TOUCH_WORKER, lease["worker_id"])
-    cancelled = [str(r["job_id"]) for r in await conn.fetch(_CANCELLED_IN_GROUP, group_id)]
+    cancelled = await cancelled_in_group(conn, group_id)
     await finish_group_if_done(conn, group_id)
     return {"lease_expires_at": expires.isoformat(), "cancelled_job_ids": cancelled}
 

@@ -71,3 +71,19 @@ async def get_worker(
 ) -> Wire | None:
     row = await conn.fetchrow(_GET, offline_after_s, org_scope, worker_id)
     return None if row is None else to_wire(row)
+
+
+async def set_ready_builds(conn: Conn, worker_id: uuid.UUID, builds: Sequence[str]) -> None:
+    """What the worker has installed or uploaded now (build affinity)."""
+    await conn.execute(
+        "UPDATE workers SET ready_builds = $2 WHERE worker_id = $1", worker_id, list(builds)
+    )
+
+
+async def set_status(conn: Conn, worker_id: uuid.UUID, status: str) -> None:
+    """A status the worker reports itself (`draining`, `offline`); counts as a heartbeat."""
+    await conn.execute(
+        "UPDATE workers SET status = $2, last_heartbeat = now() WHERE worker_id = $1",
+        worker_id,
+        status,
+    )
