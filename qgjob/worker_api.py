@@ -59,8 +59,29 @@ class ClaimedJob:
 
 
 @dataclass(frozen=True)
+class ClaimedBuild:
+    """The app build a group tests, as the service knows it (`POST /v1/builds`).
+
+    Either stored on the service (`download_path`, relative to the server url, for the
+    worker's build cache) or kept elsewhere (`external_url`); `sha256` names the content
+    either way and keys every cache (the worker's files, BrowserStack's `bs://` urls).
+    """
+
+    app_version_id: str
+    sha256: str
+    size: int
+    filename: str
+    platform: str
+    download_path: str | None = None
+    external_url: str | None = None
+
+
+@dataclass(frozen=True)
 class ClaimedGroup:
-    """Jobs of one org, app version and target, leased to this worker under `lease_token`."""
+    """Jobs of one org, app version and target, leased to this worker under `lease_token`.
+
+    `build` is None when the service has no build registered for the app version (workers
+    whose executor needs one are not offered such groups)."""
 
     group_id: UUID
     lease_token: int
@@ -70,6 +91,7 @@ class ClaimedGroup:
     target: Target
     jobs: tuple[ClaimedJob, ...]
     source: JobSource | None
+    build: ClaimedBuild | None = None
 
 
 @dataclass(frozen=True)
