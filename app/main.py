@@ -31,6 +31,7 @@ from app.errors import EXCEPTION_HANDLERS
 from app.local_token import ensure_local_token
 from app.migrations import migrate
 from app.openapi import build_openapi
+from app.policy import policy_from_settings
 from app.reaper import reap_forever
 from app.services import Services
 from app.wakeups import Wakeups, listen_forever
@@ -96,7 +97,11 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
             ]
             try:
                 yield Services(
-                    settings=settings, pool=pool, tokens=TokenVerifier(pool), wakeups=wakeups
+                    settings=settings,
+                    pool=pool,
+                    tokens=TokenVerifier(pool),
+                    wakeups=wakeups,
+                    policy=policy_from_settings(settings),
                 )
             finally:
                 for task in background:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 
 from app.auth import TokenVerifier
+from app.policy import Policy
 from app.wakeups import Wakeups
 from qgjob.settings import Settings
 
@@ -17,3 +18,4 @@ class Services:
     pool: asyncpg.Pool
     tokens: TokenVerifier
     wakeups: Wakeups
+    policy: Policy = field(default_factory=Policy)

@@ -236,9 +236,7 @@ async def drain_ours(admin_dsn: str, *, jobs: int, consumers: int) -> Figures:
 async def consume_groups(pool: asyncpg.Pool, worker_id: uuid.UUID) -> int:
     """Claim groups and report each job started and passed, as the claim and events
     endpoints do (one transaction each), until there is nothing left to claim."""
-    wanted = ClaimRequest(
-        worker_id=worker_id, targets=[Target.EMULATOR], lease_ttl_s=30.0, max_jobs=100
-    )
+    wanted = ClaimRequest(worker_id=worker_id, targets=[Target.EMULATOR], lease_ttl_s=30.0)
     groups = 0
     async with pool.acquire() as conn:
         while True:

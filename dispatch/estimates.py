@@ -6,8 +6,10 @@ the numbers the scheduler works with. Everything here is pure: samples in, secon
 - A spec's estimate is the `percentile` (default 80) of its last `window` durations, per
   (org, test_path, target) — a rolling percentile, not "last run" (see Flank#2354, #579).
 - A spec never seen gets `default_duration_s`, or with `UnknownSpecPolicy.MEAN_OF_KNOWN` the
-  mean of the estimates of the specs that do have history in the same scope (Flank's
-  `use-average-test-time-for-new-tests`), falling back to the default when none do.
+  mean of what specs of the same (org, target) took lately (Flank's
+  `use-average-test-time-for-new-tests`): the mean of the recent durations of any spec in the
+  scope (`scope_samples`, the last `scope_window`, which the store keeps per (org, target)),
+  else the mean of the estimates of the specs passed, else the default.
 - Setup (install or upload) time per (org, target) is learned the same way.
 - Samples that are not finite or not positive are ignored: a 0.0 s duration is a recording
   glitch, not a fast test.
@@ -71,9 +73,10 @@ class EstimateConfig:
     default_duration_s: float = 120.0
     unknown_spec: UnknownSpecPolicy = UnknownSpecPolicy.DEFAULT
     default_setup_s: float = 60.0
+    scope_window: int = 50
 
     def __post_init__(self) -> None:
-        if self.window < 1:
+        if self.window < 1 or self.scope_window < 1:
             raise ValueError(f"window must be at least 1 sample, got {self.window}")
         if not 0.0 <= self.percentile <= 100.0:
             raise ValueError(f"percentile must be within 0..100, got {self.percentile}")
@@ -121,11 +124,12 @@ def estimate_durations(
     test_paths: Iterable[str],
     *,
     config: EstimateConfig,
+    scope_samples: Sequence[float] = (),
 ) -> dict[str, float]:
     """Estimated seconds for each of `test_paths`, given the samples of one (org, target).
 
-    `samples_by_spec` is the scope for "mean of known": pass every spec of the org and target
-    you have history for, not only the ones asked about.
+    Without `scope_samples`, `samples_by_spec` is the scope for "mean of known": pass every
+    spec of the org and target you have history for, not only the ones asked about.
     """
     known = {
         path: estimate
@@ -133,7 +137,10 @@ def estimate_durations(
         if (estimate := recent_estimate_s(samples, config=config)) is not None
     }
     fallback = config.default_duration_s
-    if config.unknown_spec is UnknownSpecPolicy.MEAN_OF_KNOWN and known:
+    recent = _valid(scope_samples)[-config.scope_window :]
+    if config.unknown_spec is UnknownSpecPolicy.MEAN_OF_KNOWN and recent:
+        fallback = sum(recent) / len(recent)
+    elif config.unknown_spec is UnknownSpecPolicy.MEAN_OF_KNOWN and known:
         fallback = sum(known.values()) / len(known)
     return {path: known.get(path, fallback) for path in test_paths}
 
@@ -163,13 +170,17 @@ class DurationHistory:
     config: EstimateConfig = field(default_factory=EstimateConfig)
     durations: Mapping[SpecKey, tuple[float, ...]] = field(default_factory=dict)
     setups: Mapping[SetupKey, tuple[float, ...]] = field(default_factory=dict)
+    scopes: Mapping[SetupKey, tuple[float, ...]] = field(default_factory=dict)
 
     def recorded(self, key: SpecKey, duration_s: float) -> DurationHistory:
         """This history with one more duration sample for `key` (invalid samples dropped)."""
         if not _valid([duration_s]):
             return self
+        scope = SetupKey(key.org_id, key.target)
         return replace(
-            self, durations=_appended(self.durations, key, duration_s, self.config.window)
+            self,
+            durations=_appended(self.durations, key, duration_s, self.config.window),
+            scopes=_appended(self.scopes, scope, duration_s, self.config.scope_window),
         )
 
     def setup_recorded(self, key: SetupKey, setup_s: float) -> DurationHistory:
@@ -194,7 +205,12 @@ class DurationHistory:
             for key, samples in self.durations.items()
             if key.org_id == org_id and key.target == target
         }
-        return estimate_durations(scope, test_paths, config=self.config)
+        return estimate_durations(
+            scope,
+            test_paths,
+            config=self.config,
+            scope_samples=self.scopes.get(SetupKey(org_id, target), ()),
+        )
 
     def setup_estimate_s(self, key: SetupKey) -> float:
         """Expected setup seconds for one org on one target."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from dispatch.errors import DispatchError
 from qgjob.types import Target
@@ -70,6 +70,20 @@ class GroupKey:
 
     def __str__(self) -> str:
         return self.text
+
+    @classmethod
+    def parse(cls, text: str) -> GroupKey | None:
+        """The key whose `text` this is, or None when it is not one."""
+        parts = [unquote(part) for part in text.split("|")]
+        if len(parts) < 3 or parts[2] not in Target.__members__.values():
+            return None
+        extra = []
+        for part in parts[3:]:
+            name, sep, value = part.partition("=")
+            if not sep:
+                return None
+            extra.append((name, value))
+        return cls(parts[0], parts[1], Target(parts[2]), tuple(extra))
 
 
 @dataclass(frozen=True)

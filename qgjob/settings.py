@@ -71,6 +71,15 @@ class Settings:
     db_pool_size: int = 10
     db_connect_timeout_s: float = 30.0
     log_level: str = "INFO"
+    # Scheduling (issue 5; docs/scheduling.md).
+    aging_s: float = 1800.0
+    org_cap: int | None = None
+    org_caps: tuple[tuple[str, int], ...] = ()
+    grouping: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    default_duration_s: float = 120.0
+    default_setup_s: float = 60.0
+    unknown_spec_estimate: str = "mean_of_known"
+    max_batch_s: float = 180.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -164,6 +173,55 @@ def _parse_log_level(name: str, raw: str) -> str:
     return level
 
 
+def _parse_org_caps(name: str, raw: str) -> tuple[tuple[str, int], ...]:
+    caps: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        org, sep, value = item.partition("=")
+        if not sep or not org.strip() or not value.strip().isdigit() or int(value) < 1:
+            raise SettingsError(
+                f"{name} must be org=cap pairs separated by commas, each cap a whole number "
+                f">= 1 (e.g. acme=2,globex=1), got {item!r}"
+            )
+        caps[org.strip()] = int(value)
+    return tuple(sorted(caps.items()))
+
+
+def _parse_grouping(name: str, raw: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    found: dict[str, tuple[str, ...]] = {}
+    for item in filter(None, (part.strip() for part in raw.split(";"))):
+        org, sep, dims = item.partition("=")
+        extra = tuple(d.strip() for d in dims.split(",") if d.strip())
+        if not sep or not org.strip() or not extra:
+            raise SettingsError(
+                f"{name} must be org=dimension[,dimension] entries separated by ';' "
+                f"('*' for every org; e.g. acme=repo), got {item!r}"
+            )
+        unknown = [d for d in extra if d not in GROUPING_DIMENSIONS]
+        if unknown or len(set(extra)) != len(extra):
+            raise SettingsError(
+                f"{name}: {org.strip()} lists {list(extra)}; the key is always "
+                f"(org_id, app_version_id, target) and may add, once each: "
+                f"{list(GROUPING_DIMENSIONS)}"
+            )
+        found[org.strip()] = extra
+    return tuple(sorted(found.items()))
+
+
+def _parse_optional_cap(name: str, raw: str) -> int | None:
+    if raw.strip().lower() == "none":
+        return None
+    return _number(int, "a whole number of running groups (or none)", 1)(name, raw)
+
+
+def _parse_unknown_spec(name: str, raw: str) -> str:
+    if raw not in ("default", "mean_of_known"):
+        raise SettingsError(f"{name} must be default or mean_of_known, got {raw!r}")
+    return raw
+
+
+# Extra grouping dimensions the store can read (the job's run's repository).
+GROUPING_DIMENSIONS = ("repo",)
+
 _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "database_url": _parse_database_url,
     "data_dir": _parse_path,
@@ -182,4 +240,12 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "db_pool_size": _number(int, "a whole number", 1),
     "db_connect_timeout_s": _number(float, "a number of seconds", 0),
     "log_level": _parse_log_level,
+    "aging_s": _number(float, "a number of seconds", 1),
+    "org_cap": _parse_optional_cap,
+    "org_caps": _parse_org_caps,
+    "grouping": _parse_grouping,
+    "default_duration_s": _number(float, "a number of seconds", 0),
+    "default_setup_s": _number(float, "a number of seconds", 0),
+    "unknown_spec_estimate": _parse_unknown_spec,
+    "max_batch_s": _number(float, "a number of seconds (0: no cap)", 0),
 }

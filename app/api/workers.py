@@ -25,7 +25,6 @@ from qgjob.types import Role, Target
 
 logger = logging.getLogger(__name__)
 CLAIM_POLL_S = 1.0
-MAX_JOBS_PER_GROUP = 100
 
 
 async def register(request: Request) -> Response:
@@ -91,7 +90,7 @@ async def claim(request: Request) -> Response:
         worker_id=path_uuid(request, "worker_id"),
         targets=[Target(t) for t in worker["target_types"]],  # type: ignore[attr-defined]
         lease_ttl_s=settings.lease_ttl_s,
-        max_jobs=MAX_JOBS_PER_GROUP,
+        policy=services.policy,
     )
     wait_s = settings.claim_timeout_s if body.wait_s is None else body.wait_s
     loop = asyncio.get_running_loop()

@@ -15,6 +15,7 @@ from typing import Any
 
 from app.database import TxConn
 from app.lifecycle import final_error, status_after
+from app.store import history
 from qgjob.types import JobStatus, Outcome
 
 _START = """
@@ -145,6 +146,13 @@ async def _finish(
             [e.log for e in held],
         )
     }
+    kept = [e for e in held if e.job_id in recorded]
+    await history.record_finished(
+        conn,
+        [e.job_id for e in kept],
+        [e.outcome.value for e in kept],
+        [e.duration_ms for e in kept],
+    )
     moving: list[tuple[Finished, JobStatus, str | None, str | None]] = []
     for event in held:
         job = jobs[event.job_id]
@@ -187,6 +195,7 @@ async def setup_done(
     build: str | None,
 ) -> None:
     await conn.execute(_SETUP_DONE, group_id, install_ms)
+    await history.record_setup(conn, group_id, install_ms)
     if build is not None:
         await conn.execute(_READY_BUILD, worker_id, build)
     result.applied += 1

@@ -1,5 +1,8 @@
 """Groups and their leases: claim, heartbeat, release, and the reaper's expiry sweep.
 
+A claim leases what the scheduling policy (`dispatch.scheduling`, DESIGN §5) decides on a
+snapshot of the queue loaded in the claim's own transaction (`app.store.queue`).
+
 Every write under a lease checks its fencing token inside the same transaction
 (`group_id`, `lease_token`, status LEASED and not yet expired). A stale token changes
 nothing: the caller answers 409 and the worker stops that group.
@@ -7,66 +10,70 @@ nothing: the caller answers 409 and the worker stops that group.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import asyncpg
 
 from app.database import Conn, TxConn
+from app.policy import Policy
 from app.store.jobs import Wire, to_wire
+from app.store.queue import Loaded, Scope, load_snapshot
+from dispatch.scheduling import ClaimDecision, QueueSnapshot, WorkerView, decide_claim
 from qgjob.types import Target
 
+logger = logging.getLogger(__name__)
+
+# Claims take turns (one transaction-scoped advisory lock): each decides on a snapshot
+# nobody else is changing, so running-group counts, caps and split decisions are exact.
+# A claim holds it for a few milliseconds. The claim also counts as the worker's heartbeat:
+# an idle worker that long-polls is alive.
+CLAIM_LOCK_ID = 0x71676A6F62_01
 _LOCK_WORKER = """
-SELECT w.capacity, w.org_id, w.status,
-       (SELECT count(*) FROM groups g WHERE g.worker_id = w.worker_id AND g.status = 'LEASED')
-           AS live
-FROM workers w WHERE w.worker_id = $1 FOR UPDATE
+WITH turn AS (SELECT pg_advisory_xact_lock($2) AS taken)
+UPDATE workers w SET last_heartbeat = now(),
+                     status = CASE WHEN w.status = 'offline' THEN 'idle' ELSE w.status END
+FROM turn
+WHERE w.worker_id = $1
+RETURNING w.capacity, w.org_id, w.status, w.ready_builds,
+          (SELECT count(*) FROM groups g WHERE g.worker_id = w.worker_id AND g.status = 'LEASED')
+              AS live
 """
 
-# The oldest most urgent pending job this worker may run names the key to serve. A key that
-# another claim is taking right now is skipped (its transaction holds the key's advisory
-# lock), so two simultaneous claims never split a key between them by accident.
-_PICK_KEY = """
-SELECT org_id, app_version_id, target FROM jobs
-WHERE status = 'PENDING' AND target = ANY($1::target[]) AND not_before <= now()
-  AND ($2::text IS NULL OR org_id = $2)
-  AND pg_try_advisory_xact_lock(
-      hashtextextended(org_id || '/' || app_version_id || '/' || target::text, 0))
-ORDER BY priority DESC, created_at, job_id
-LIMIT 1 FOR UPDATE SKIP LOCKED
-"""
-
-# Take the key's jobs, open the group and its attempt rows, and mark the worker busy, in
-# one statement. The job that named the key is already locked by this transaction, so at
-# least one job is always taken and a group is never empty.
+# Take exactly the jobs the policy chose (still PENDING, and the org still under its cap),
+# open the group and its attempt rows, and mark the worker busy, in one statement. Nothing
+# is opened when no job could be taken.
 _TAKE_JOBS = """
 WITH picked AS (
-    SELECT job_id FROM jobs
-    WHERE status = 'PENDING' AND org_id = $1 AND app_version_id = $2 AND target = $3
-      AND not_before <= now()
-    ORDER BY priority DESC, created_at, job_id
-    LIMIT $4 FOR UPDATE SKIP LOCKED
+    SELECT j.job_id, r.expected_ms FROM jobs j
+    JOIN unnest($4::uuid[], $9::int[]) AS r(job_id, expected_ms) ON r.job_id = j.job_id
+    WHERE j.status = 'PENDING'
+      AND ($10::int IS NULL
+           OR (SELECT count(*) FROM groups WHERE org_id = $1 AND status = 'LEASED') < $10)
+    FOR UPDATE OF j SKIP LOCKED
 ), taken AS (
     UPDATE jobs j SET status = 'ASSIGNED', group_id = $5, worker_id = $6,
-                      attempts = j.attempts + 1, updated_at = now()
+                      attempts = j.attempts + 1, expected_ms = picked.expected_ms,
+                      updated_at = now()
     FROM picked WHERE j.job_id = picked.job_id
-    RETURNING j.job_id, j.test_path, j.attempts, j.run_id, j.priority, j.created_at
+    RETURNING j.job_id, j.test_path, j.attempts, j.run_id
 ), attempts AS (
     INSERT INTO job_attempts (job_id, attempt, group_id, worker_id)
     SELECT job_id, attempts, $5, $6 FROM taken
 ), lease AS (
     INSERT INTO groups (group_id, org_id, app_version_id, target, key, worker_id, lease_token,
                         lease_expires_at)
-    VALUES ($5, $1, $2, $3, $7, $6, nextval('lease_token_seq'),
-            now() + make_interval(secs => $8))
+    SELECT $5, $1, $2, $3, $7, $6, nextval('lease_token_seq'), now() + make_interval(secs => $8)
+    WHERE EXISTS (SELECT 1 FROM taken)
     RETURNING lease_token, lease_expires_at
 ), busy AS (
     UPDATE workers SET status = CASE WHEN status = 'draining' THEN status ELSE 'busy' END,
                        last_heartbeat = now()
-    WHERE worker_id = $6
+    WHERE worker_id = $6 AND EXISTS (SELECT 1 FROM taken)
 )
-SELECT t.job_id, t.test_path, t.attempts, t.run_id, t.priority, t.created_at,
+SELECT t.job_id, t.test_path, t.attempts, t.run_id,
        l.lease_token, l.lease_expires_at, r.repo, r.ref, r.head_sha
 FROM taken t CROSS JOIN lease l LEFT JOIN runs r ON r.run_id = t.run_id
 """
@@ -77,7 +84,7 @@ class ClaimRequest:
     worker_id: uuid.UUID
     targets: Sequence[Target]
     lease_ttl_s: float
-    max_jobs: int
+    policy: Policy = field(default_factory=Policy)
 
 
 class UnknownWorker(LookupError):
@@ -85,35 +92,98 @@ class UnknownWorker(LookupError):
 
 
 async def claim_group(conn: TxConn, request: ClaimRequest) -> Wire | None:
-    """Lease the next group for this worker, or None when there is nothing for it."""
-    worker = await conn.fetchrow(_LOCK_WORKER, request.worker_id)
+    """Lease what `dispatch.scheduling.decide_claim` picks for this worker, or None.
+
+    Four statements: take the claim turn (and touch the worker), load the queue (two), take
+    the chosen jobs. Should none of them still be there (cancelled meanwhile), the policy
+    decides again without that key, once.
+    """
+    worker = await conn.fetchrow(_LOCK_WORKER, request.worker_id, CLAIM_LOCK_ID)
     if worker is None:
         raise UnknownWorker(str(request.worker_id))
     if worker["live"] >= worker["capacity"] or worker["status"] == "draining":
         return None
-    key = await conn.fetchrow(_PICK_KEY, [t.value for t in request.targets], worker["org_id"])
-    if key is None:
-        return None
+    scope = Scope(
+        targets=request.targets, pending_org=worker["org_id"], worker_org=worker["org_id"]
+    )
+    loaded = await load_snapshot(
+        conn, scope=scope, policy=request.policy, online_within_s=request.lease_ttl_s
+    )
+    me = _asking(request, worker, loaded)
+    snapshot = loaded.snapshot
+    for _ in range(2):
+        decision = decide_claim(snapshot, me, now=loaded.now, config=request.policy.scheduler)
+        if decision is None:
+            return None
+        group = await _take(conn, request, decision, snapshot)
+        if group is not None:
+            logger.info(
+                "claim decided worker_id=%s key=%s jobs=%d reason=%s",
+                request.worker_id,
+                decision.key,
+                len(decision.job_ids),
+                decision.reason,
+            )
+            return group
+        snapshot = replace(
+            snapshot, pending=tuple(p for p in snapshot.pending if p.key != decision.key)
+        )
+    return None
+
+
+def _asking(request: ClaimRequest, worker: asyncpg.Record, loaded: Loaded) -> WorkerView:
+    """The asking worker as the policy sees it (it is online: it is asking)."""
+    worker_id = str(request.worker_id)
+    for view in loaded.snapshot.workers:
+        if view.worker_id == worker_id:
+            return view
+    ready_ids = set(worker["ready_builds"])
+    return WorkerView(
+        worker_id=worker_id,
+        targets=frozenset(request.targets),
+        ready=frozenset(
+            p.key.build for p in loaded.snapshot.pending if p.key.app_version_id in ready_ids
+        ),
+        capacity=worker["capacity"],
+        free_slots=worker["capacity"] - worker["live"],
+    )
+
+
+async def _take(
+    conn: TxConn, request: ClaimRequest, decision: ClaimDecision, snapshot: QueueSnapshot
+) -> Wire | None:
+    chosen = decision.job_ids[: request.policy.max_jobs_per_group]
+    expected = {
+        job.job_id: job.expected_s
+        for pending in snapshot.pending
+        if pending.key == decision.key
+        for job in pending.jobs
+    }
+    key = decision.key
     group_id = uuid.uuid4()
-    org_id, app_version_id, target = key["org_id"], key["app_version_id"], key["target"]
     jobs = await conn.fetch(
         _TAKE_JOBS,
-        org_id,
-        app_version_id,
-        target,
-        request.max_jobs,
+        key.org_id,
+        key.app_version_id,
+        key.target.value,
+        [uuid.UUID(j) for j in chosen],
         group_id,
         request.worker_id,
-        f"{org_id}/{app_version_id}/{target}",
+        key.text,
         request.lease_ttl_s,
+        [round(expected[j] * 1000) for j in chosen],
+        request.policy.scheduler.org_cap(key.org_id),
     )
+    if not jobs:
+        return None
     lease = jobs[0]
+    order = {job_id: n for n, job_id in enumerate(chosen)}
+    ordered = sorted(jobs, key=lambda j: order[str(j["job_id"])])  # longest expected first
     sources = {
         j["run_id"]: {"repo": j["repo"], "ref": j["ref"], "head_sha": j["head_sha"]}
         for j in jobs
         if j["repo"] is not None
     }
-    ordered = sorted(jobs, key=lambda j: (-_rank(j["priority"]), j["created_at"], j["job_id"]))
     job_wire = [
         {
             "job_id": str(j["job_id"]),
@@ -129,16 +199,12 @@ async def claim_group(conn: TxConn, request: ClaimRequest) -> Wire | None:
         "group_id": str(group_id),
         "lease_token": lease["lease_token"],
         "lease_expires_at": lease["lease_expires_at"].isoformat(),
-        "org_id": org_id,
-        "app_version_id": app_version_id,
-        "target": target,
+        "org_id": key.org_id,
+        "app_version_id": key.app_version_id,
+        "target": key.target.value,
         "jobs": job_wire,
         "source": job_wire[0]["source"] if len(distinct_sources) == 1 else None,
     }
-
-
-def _rank(priority: str) -> int:
-    return {"low": 0, "normal": 1, "high": 2}[priority]
 
 
 # A lease is live when its token matches, it is LEASED, and it has not run out.

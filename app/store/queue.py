@@ -1,0 +1,253 @@
+"""The queue as the scheduling policy sees it, loaded in two statements.
+
+`load_snapshot` reads the pending keys most likely to be served (the first `max_keys` by
+priority and the first `max_keys` by age, so an aged key is never out of sight), each key's
+oldest `max_jobs_per_key` jobs with their duration history and their last attempt, then the
+live leases, the online workers and each key's setup history and last lease. It turns them
+into a `dispatch.scheduling.QueueSnapshot` with estimates from `dispatch.estimates`: the
+claim (`app.store.leases`) and `GET /v1/jobs/{id}`'s `waiting_reason` read the same view.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from app.database import Conn
+from app.policy import Policy
+from dispatch.estimates import estimate_durations, estimate_setup_s
+from dispatch.grouping import BuildRef, GroupKey, JobFacts, group_key
+from dispatch.scheduling import PendingJob, PendingKey, QueueSnapshot, RunningGroup, WorkerView
+from qgjob.types import Outcome, Priority, Target
+
+_PENDING = """
+WITH ranked AS (
+    SELECT org_id, app_version_id, target, max(priority) AS priority, min(created_at) AS oldest
+    FROM jobs
+    WHERE status = 'PENDING' AND target = ANY($1::target[]) AND ($2::text IS NULL OR org_id = $2)
+    GROUP BY org_id, app_version_id, target
+), keys AS (
+    SELECT * FROM (
+        SELECT ranked.*,
+               row_number() OVER (ORDER BY priority DESC, oldest) AS by_priority,
+               row_number() OVER (ORDER BY oldest) AS by_age
+        FROM ranked) AS numbered
+    WHERE by_priority <= $3 OR by_age <= $3
+       OR (org_id, app_version_id, target::text) = ($5, $6, $7)
+)
+SELECT k.org_id, k.app_version_id, k.target, j.job_id, j.test_path, j.priority, j.created_at,
+       j.attempts, j.not_before, r.repo, h.durations_ms,
+       a.worker_id AS last_worker_id, a.outcome AS last_outcome
+FROM keys k
+CROSS JOIN LATERAL (
+    SELECT job_id, run_id, test_path, priority, created_at, attempts, not_before FROM jobs j
+    WHERE j.status = 'PENDING' AND j.org_id = k.org_id AND j.app_version_id = k.app_version_id
+      AND j.target = k.target
+    ORDER BY j.created_at, j.job_id LIMIT $4
+) AS j
+LEFT JOIN runs r ON r.run_id = j.run_id
+LEFT JOIN spec_history h
+       ON h.org_id = k.org_id AND h.target = k.target AND h.test_path = j.test_path
+LEFT JOIN job_attempts a ON a.job_id = j.job_id AND a.attempt = j.attempts AND j.attempts > 0
+"""
+
+# `$4..$6` name the pending keys: their setup history, scope durations and last lease.
+_CONTEXT = """
+SELECT statement_timestamp() AS now,
+  (SELECT coalesce(json_agg(json_build_object(
+       'org_id', g.org_id, 'app_version_id', g.app_version_id, 'target', g.target,
+       'key', g.key, 'worker_id', g.worker_id,
+       'remaining_ms', (SELECT coalesce(sum(j.expected_ms), 0) FROM jobs j
+                        WHERE j.group_id = g.group_id AND j.status IN ('ASSIGNED', 'RUNNING')))),
+       '[]')
+   FROM groups g WHERE g.status = 'LEASED') AS running,
+  (SELECT coalesce(json_agg(json_build_object(
+       'worker_id', w.worker_id, 'targets', w.target_types, 'capacity', w.capacity,
+       'ready', w.ready_builds,
+       'live', (SELECT count(*) FROM groups g
+                WHERE g.worker_id = w.worker_id AND g.status = 'LEASED'))), '[]')
+   FROM workers w
+   WHERE w.status IN ('idle', 'busy') AND w.target_types && $1::target[]
+     AND w.last_heartbeat >= statement_timestamp() - make_interval(secs => $2)
+     AND ($3::text IS NULL OR w.org_id IS NULL OR w.org_id = $3)) AS workers,
+  (SELECT coalesce(json_agg(json_build_object(
+       'org_id', k.org_id, 'app_version_id', k.app_version_id, 'target', k.target,
+       'setups_ms', t.setups_ms, 'scope_ms', t.durations_ms,
+       'last_lease', (SELECT max(g.created_at) FROM groups g
+                      WHERE g.org_id = k.org_id AND g.app_version_id = k.app_version_id
+                        AND g.target = k.target))), '[]')
+   FROM unnest($4::text[], $5::text[], $6::target[]) AS k(org_id, app_version_id, target)
+   LEFT JOIN target_history t ON t.org_id = k.org_id AND t.target = k.target) AS keys
+"""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which part of the queue to load.
+
+    `targets`: the targets to look at; `pending_org`: only this org's jobs (an org's own
+    worker), None for every org; `worker_org`: the workers that can serve this org (None:
+    every worker); `include_key`: a base key to load whatever its rank (for waiting_reason).
+    """
+
+    targets: Sequence[Target]
+    pending_org: str | None = None
+    worker_org: str | None = None
+    include_key: tuple[str, str, Target] | None = None
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A snapshot, the instant it was taken (the database's clock), and each job's priority."""
+
+    snapshot: QueueSnapshot
+    now: datetime
+    worker_rows: dict[str, dict[str, Any]]
+
+
+async def load_snapshot(
+    conn: Conn, *, scope: Scope, policy: Policy, online_within_s: float
+) -> Loaded:
+    """The queue as `dispatch.scheduling.decide_claim` and `dispatch.waiting` read it."""
+    include = scope.include_key or ("", "", "")
+    rows = await conn.fetch(
+        _PENDING,
+        [t.value for t in scope.targets],
+        scope.pending_org,
+        policy.max_keys,
+        policy.max_jobs_per_key,
+        *include,
+    )
+    bases = sorted({(r["org_id"], r["app_version_id"], r["target"]) for r in rows})
+    context = await conn.fetchrow(
+        _CONTEXT,
+        [t.value for t in scope.targets],
+        online_within_s,
+        scope.worker_org,
+        [b[0] for b in bases],
+        [b[1] for b in bases],
+        [b[2] for b in bases],
+    )
+    assert context is not None
+    keyed = {(k["org_id"], k["app_version_id"], k["target"]): k for k in _json(context["keys"])}
+    now: datetime = context["now"]
+    pending = _pending_keys(rows, keyed, policy=policy, now=now)
+    workers_raw = _json(context["workers"])
+    snapshot = QueueSnapshot(
+        pending=pending,
+        running=tuple(_running(_json(context["running"]))),
+        workers=tuple(_worker_view(w, pending) for w in workers_raw),
+    )
+    return Loaded(snapshot, now, {w["worker_id"]: w for w in workers_raw})
+
+
+def _json(value: Any) -> list[dict[str, Any]]:
+    """A json column: the pool decodes json (app.database); a bare connection may not."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return list(value or ())
+
+
+def _seconds(samples_ms: Iterable[int] | None) -> list[float]:
+    return [ms / 1000.0 for ms in samples_ms or ()]
+
+
+def _pending_keys(
+    rows: Sequence[asyncpg.Record],
+    keyed: dict[tuple[str, str, str], dict[str, Any]],
+    *,
+    policy: Policy,
+    now: datetime,
+) -> tuple[PendingKey, ...]:
+    by_base: defaultdict[tuple[str, str, str], list[asyncpg.Record]] = defaultdict(list)
+    for row in rows:
+        by_base[(row["org_id"], row["app_version_id"], row["target"])].append(row)
+    found: list[PendingKey] = []
+    for base, jobs in by_base.items():
+        info = keyed.get(base, {})
+        histories = {r["test_path"]: _seconds(r["durations_ms"]) for r in jobs}
+        expected = estimate_durations(
+            {path: samples for path, samples in histories.items() if samples},
+            histories,
+            config=policy.estimates,
+            scope_samples=_seconds(info.get("scope_ms")),
+        )
+        setup_s = estimate_setup_s(_seconds(info.get("setups_ms")), config=policy.estimates)
+        last_lease = info.get("last_lease")
+        strategy = policy.strategy(base[0])
+        split: defaultdict[GroupKey, list[asyncpg.Record]] = defaultdict(list)
+        for row in jobs:
+            target = Target(row["target"])
+            facts = JobFacts(row["org_id"], row["app_version_id"], target, repo=row["repo"])
+            split[group_key(strategy, facts)].append(row)
+        for key, members in split.items():
+            found.append(
+                PendingKey(
+                    key=key,
+                    priority=max((Priority(r["priority"]) for r in members), key=_rank),
+                    oldest_enqueued_at=min(r["created_at"] for r in members),
+                    jobs=tuple(_pending_job(r, expected[r["test_path"]], now) for r in members),
+                    setup_s=setup_s,
+                    last_claimed_at=None if last_lease is None else _timestamp(last_lease),
+                )
+            )
+    return tuple(found)
+
+
+def _rank(priority: Priority) -> int:
+    return priority.rank
+
+
+def _timestamp(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _pending_job(row: asyncpg.Record, expected_s: float, now: datetime) -> PendingJob:
+    last_worker = row["last_worker_id"]
+    return PendingJob(
+        job_id=str(row["job_id"]),
+        expected_s=expected_s,
+        attempt=row["attempts"],
+        last_worker_id=None if last_worker is None else str(last_worker),
+        infra_retry=row["last_outcome"] == Outcome.ERROR.value,
+        not_before=row["not_before"] if row["not_before"] > now else None,
+    )
+
+
+def _running(rows: list[dict[str, Any]]) -> Iterable[RunningGroup]:
+    for row in rows:
+        yield RunningGroup(
+            key=_key_of(row),
+            worker_id=row["worker_id"],
+            remaining_s=row["remaining_ms"] / 1000.0,
+        )
+
+
+def _key_of(row: dict[str, Any]) -> GroupKey:
+    """A live group's key: its stored text when it parses to the same base, else the base."""
+    base = GroupKey(row["org_id"], row["app_version_id"], Target(row["target"]))
+    parsed = GroupKey.parse(row["key"])
+    return parsed if parsed is not None and parsed.build == base.build else base
+
+
+def _worker_view(row: dict[str, Any], pending: tuple[PendingKey, ...]) -> WorkerView:
+    targets = frozenset(Target(t) for t in row["targets"])
+    ready_ids = set(row["ready"] or ())
+    ready = frozenset(
+        BuildRef(p.key.org_id, p.key.app_version_id, p.key.target)
+        for p in pending
+        if p.key.app_version_id in ready_ids and p.key.target in targets
+    )
+    return WorkerView(
+        worker_id=row["worker_id"],
+        targets=targets,
+        ready=ready,
+        capacity=row["capacity"],
+        free_slots=max(0, row["capacity"] - row["live"]),
+    )
