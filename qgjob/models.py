@@ -24,6 +24,15 @@ class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
 
+class WaitingReason(_Record):
+    """Why a PENDING job has not been claimed yet."""
+
+    code: str
+    message: str
+    ahead: int = 0
+    until: Timestamp | None = None
+
+
 class Job(_Record):
     """One spec file × one target × one app build, and where it is in its life."""
 
@@ -46,6 +55,7 @@ class Job(_Record):
     updated_at: Timestamp
     started_at: Timestamp | None
     finished_at: Timestamp | None
+    waiting_reason: WaitingReason | None = None
 
 
 class RunCounts(_Record):

@@ -10,6 +10,7 @@ from app.auth import authenticate, require_role
 from app.errors import Conflict, InvalidInput, NotFound
 from app.services import Services
 from app.store import jobs as store
+from app.store.queue import waiting_reason_of
 from qgjob.types import JobStatus, Role
 
 
@@ -17,9 +18,19 @@ async def get_job(request: Request) -> Response:
     services: Services = request.state.services
     principal = await authenticate(request)
     job_id = path_uuid(request, "job_id")
-    job = await store.get_job(services.pool, job_id, org_scope=principal.org_scope)
-    if job is None:
-        raise NotFound(f"job {job_id} not found")
+    async with (
+        services.pool.acquire() as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        job = await store.get_job(conn, job_id, org_scope=principal.org_scope)
+        if job is None:
+            raise NotFound(f"job {job_id} not found")
+        job["waiting_reason"] = await waiting_reason_of(
+            conn,
+            job,
+            policy=services.policy,
+            online_within_s=services.settings.lease_ttl_s,
+        )
     return JSONResponse(job)
 
 

@@ -96,6 +96,18 @@ class TokenRequest(_Strict):
     name: str = Field(default="", max_length=100)
 
 
+class WaitingReason(BaseModel):
+    """Why a PENDING job has not been claimed yet (docs/scheduling.md)."""
+
+    code: str = Field(
+        description="backing_off | no_worker_for_target | waiting_for_build | org_at_cap | "
+        "behind_higher_priority | waiting_for_free_worker"
+    )
+    message: str
+    ahead: int = Field(description="groups (or running groups, for org_at_cap) ahead of it")
+    until: datetime | None = Field(description="when the retry backoff ends (backing_off)")
+
+
 class Job(BaseModel):
     job_id: UUID
     run_id: UUID
@@ -116,6 +128,9 @@ class Job(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    waiting_reason: WaitingReason | None = Field(
+        default=None, description="PENDING jobs read one by one: why it still waits"
+    )
 
 
 class JobPage(BaseModel):

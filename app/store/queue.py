@@ -24,6 +24,7 @@ from app.policy import Policy
 from dispatch.estimates import estimate_durations, estimate_setup_s
 from dispatch.grouping import BuildRef, GroupKey, JobFacts, group_key
 from dispatch.scheduling import PendingJob, PendingKey, QueueSnapshot, RunningGroup, WorkerView
+from dispatch.waiting import WaitingCode, waiting_reason
 from qgjob.types import Outcome, Priority, Target
 
 _PENDING = """
@@ -251,3 +252,32 @@ def _worker_view(row: dict[str, Any], pending: tuple[PendingKey, ...]) -> Worker
         capacity=row["capacity"],
         free_slots=max(0, row["capacity"] - row["live"]),
     )
+
+
+async def waiting_reason_of(
+    conn: Conn, job: dict[str, Any], *, policy: Policy, online_within_s: float
+) -> dict[str, Any] | None:
+    """Why a PENDING job (in wire form) still waits, in wire form; None for other jobs."""
+    if job["status"] != "PENDING":
+        return None
+    target = Target(job["target"])
+    scope = Scope(
+        targets=[target],
+        worker_org=job["org_id"],
+        include_key=(job["org_id"], job["app_version_id"], target),
+    )
+    loaded = await load_snapshot(conn, scope=scope, policy=policy, online_within_s=online_within_s)
+    reason = waiting_reason(job["job_id"], loaded.snapshot, now=loaded.now, config=policy.scheduler)
+    if reason is None:  # not among the oldest jobs of its key that a claim reads
+        return {
+            "code": WaitingCode.WAITING_FOR_WORKER.value,
+            "message": f"at least {policy.max_jobs_per_key} older jobs of its group ahead",
+            "ahead": policy.max_jobs_per_key,
+            "until": None,
+        }
+    return {
+        "code": reason.code.value,
+        "message": reason.message,
+        "ahead": reason.ahead,
+        "until": None if reason.until is None else reason.until.isoformat(),
+    }

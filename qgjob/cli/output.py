@@ -133,6 +133,8 @@ def job_table(job: Job) -> Table:
         ("Updated", format_time(job.updated_at)),
         ("Started", format_time(job.started_at)),
     ]
+    if job.waiting_reason is not None:
+        rows.append(("Waiting", job.waiting_reason.message))
     if job.finished_at is not None:
         rows.append(("Finished", format_time(job.finished_at)))
     if job.outcome is not None:
