@@ -266,10 +266,18 @@ WHERE group_id = $1 AND status = 'LEASED'
   AND NOT EXISTS (SELECT 1 FROM jobs WHERE group_id = $1 AND status IN ('ASSIGNED', 'RUNNING'))
 RETURNING worker_id
 """
-_IDLE_IF_FREE = """
-UPDATE workers w SET status = 'idle'
-WHERE w.worker_id = $1 AND w.status = 'busy'
-  AND NOT EXISTS (SELECT 1 FROM groups g WHERE g.worker_id = $1 AND g.status = 'LEASED')
+
+
+# A group that ends may change what the policy decides (a slot frees, an org drops below its
+# cap, a key loses a worker): wake the long-polling claims when work is waiting.
+_IDLE_AND_WAKE = """
+WITH idle AS (
+    UPDATE workers w SET status = 'idle'
+    WHERE w.worker_id = $1 AND w.status = 'busy'
+      AND NOT EXISTS (SELECT 1 FROM groups g WHERE g.worker_id = $1 AND g.status = 'LEASED')
+)
+SELECT pg_notify('qgjob_pending', '') FROM (SELECT 1) AS one
+WHERE EXISTS (SELECT 1 FROM jobs WHERE status = 'PENDING')
 """
 
 
@@ -277,7 +285,7 @@ async def finish_group_if_done(conn: TxConn, group_id: uuid.UUID, status: str = 
     worker_id = await conn.fetchval(_FINISH_GROUP, group_id, status)
     if worker_id is None:
         return False
-    await conn.execute(_IDLE_IF_FREE, worker_id)
+    await conn.execute(_IDLE_AND_WAKE, worker_id)
     return True
 
 

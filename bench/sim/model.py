@@ -91,3 +91,17 @@ def lower_bound_s(workload: Workload) -> float:
         bound = max(bound, max(setup + longest[key] for key in keys))
         bound = max(bound, sum(setup + totals[key] for key in keys) / slots)
     return bound
+
+
+def run_bound_s(workload: Workload, run: RunSubmission) -> float:
+    """The shortest feedback `run` could get with the whole fleet to itself: the lower bound
+    of a workload made of this run alone, measured from its submission."""
+    alone = Workload(
+        workload.name,
+        workload.description,
+        (RunSubmission(run.run_id, run.org_id, 0.0, run.jobs),),
+        workload.workers,
+        workload.setup_s,
+        workload.history,
+    )
+    return lower_bound_s(alone)

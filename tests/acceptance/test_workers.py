@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import shlex
 import signal
 import sys
@@ -41,7 +42,9 @@ PY = shlex.quote(sys.executable)
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     # Retries wait 0.25-0.75 s: long enough for a test to step in between two attempts.
-    return dataclasses.replace(settings, retry_backoff_s=0.5)
+    # No cap on a lease's expected seconds: a lone worker gets a key whole (the kill -9 test
+    # kills a worker mid-group); docs/scheduling.md.
+    return dataclasses.replace(settings, retry_backoff_s=0.5, max_batch_s=0.0)
 
 
 @dataclasses.dataclass
@@ -193,7 +196,8 @@ async def test_two_workers_run_40_jobs_over_3_versions_each_exactly_once(
     env = {**fleet.env(), "QGJOB_TOKEN": api.admin_token}
     tree = await run_cli_async("run", f"--run-id={runs[0]['run_id']}", env=env)
     assert tree.code == 0, tree.stderr
-    assert "App installed once, 14 tests executed" in tree.stdout
+    executed = re.findall(r"App installed once, (\d+) tests? executed", tree.stdout)
+    assert executed and sum(int(n) for n in executed) == 14  # v1's groups, one install each
     assert "FINISHED" in tree.stdout
     job = runs[1]["jobs"][0]
     log = await run_cli_async("logs", f"--job-id={job['job_id']}", env=env)

@@ -21,7 +21,8 @@ import pytest
 from app.main import create_app
 from qgjob.settings import Settings
 from tests.conftest import Api
-from tests.support.servers import serve_in_loop
+from tests.support.cli import run_cli
+from tests.support.servers import child_env, serve_in_loop
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -256,7 +257,7 @@ async def test_finished_jobs_and_setups_feed_the_estimates(
         events = [
             {"type": "setup_done", "install_ms": 4000, "build": "v1"},
             {"type": "job_finished", "job_id": a, "outcome": "passed", "duration_ms": 7000},
-            {"type": "job_finished", "job_id": b, "outcome": "error", "duration_ms": 9000},
+            {"type": "job_finished", "job_id": b, "outcome": "skipped", "duration_ms": 9000},
         ]
         answer = await client.post(
             f"/v1/groups/{group['group_id']}/events",
@@ -271,8 +272,8 @@ async def test_finished_jobs_and_setups_feed_the_estimates(
         for r in await pool.fetch("SELECT * FROM spec_history WHERE org_id = 'acme'")
     }
     ran = {p: specs[p][0] for p in specs}
-    assert ran == {"tests/a.spec.ts": [7000], "tests/b.spec.ts": []}  # an error is no sample
-    assert specs["tests/b.spec.ts"][1] == ["error"]
+    assert ran == {"tests/a.spec.ts": [7000], "tests/b.spec.ts": []}  # ran nothing: no sample
+    assert specs["tests/b.spec.ts"][1] == ["skipped"]
     scope = await pool.fetchrow("SELECT * FROM target_history WHERE org_id = 'acme'")
     assert list(scope["setups_ms"]) == [4000] and list(scope["durations_ms"]) == [7000]
     expected = {
@@ -344,3 +345,18 @@ async def test_concurrent_claims_never_lease_a_job_twice(serve: Serve, pool: asy
         "GROUP BY worker_id) AS t"
     )
     assert twice == 0 and live <= 3
+
+
+# --- the CLI --------------------------------------------------------------------------------
+
+
+async def test_qgjob_status_shows_why_a_job_waits(api: Api) -> None:
+    async with api.client() as client:
+        run = await submit(client, "v1", 1)
+    env = child_env({"QGJOB_SERVER_URL": api.url, "QGJOB_TOKEN": api.admin_token})
+    job_id = run["jobs"][0]["job_id"]
+    shown = await asyncio.to_thread(run_cli, "status", f"--job-id={job_id}", env=env)
+    as_json = await asyncio.to_thread(run_cli, "status", f"--job-id={job_id}", "--json", env=env)
+    assert shown.code == 0, shown.stderr
+    assert "Waiting" in shown.stdout and "no online worker serves emulator" in shown.stdout
+    assert as_json.json()["waiting_reason"]["code"] == "no_worker_for_target"

@@ -63,6 +63,28 @@ def test_unknown_specs_can_get_the_mean_of_known_ones() -> None:
     assert estimates == {"a": 10.0, "new": 20.0}
 
 
+def test_mean_of_known_prefers_the_recent_durations_of_the_scope() -> None:
+    config = EstimateConfig(unknown_spec=UnknownSpecPolicy.MEAN_OF_KNOWN, scope_window=2)
+    estimates = estimate_durations(
+        {"a": [10.0]}, ["a", "new"], config=config, scope_samples=[100.0, 4.0, 8.0, 0.0]
+    )
+    assert estimates == {"a": 10.0, "new": 6.0}  # the last 2 valid samples: 4 and 8
+
+
+def test_scope_samples_do_not_change_the_default_policy() -> None:
+    config = EstimateConfig(default_duration_s=90.0)
+    assert estimate_durations({}, ["new"], config=config, scope_samples=[5.0]) == {"new": 90.0}
+
+
+def test_history_estimates_unknown_specs_from_its_scope() -> None:
+    config = EstimateConfig(unknown_spec=UnknownSpecPolicy.MEAN_OF_KNOWN)
+    history = DurationHistory(config).recorded(SPEC, 10.0).recorded(SPEC, 20.0)
+    other = SpecKey("globex", "tests/x.spec.ts", Target.EMULATOR)
+    history = history.recorded(other, 500.0)
+    estimates = history.estimates_s(org_id="acme", target=Target.EMULATOR, test_paths=["new"])
+    assert estimates == {"new": 15.0}
+
+
 def test_mean_of_known_falls_back_to_the_default_without_history() -> None:
     config = EstimateConfig(unknown_spec=UnknownSpecPolicy.MEAN_OF_KNOWN, default_duration_s=77.0)
     assert estimate_durations({}, ["new"], config=config) == {"new": 77.0}

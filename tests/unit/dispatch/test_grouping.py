@@ -91,3 +91,19 @@ def test_key_text_is_unambiguous() -> None:
     assert plain.text == "acme|v1%7Cx|device"
     assert split.text == "acme|v1|device|repo=x"
     assert plain.text != split.text
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        GroupKey("acme", "v1", Target.EMULATOR),
+        GroupKey("a|b", "v=1/2", Target.BROWSERSTACK, (("repo", "org/app=x|y"),)),
+    ],
+)
+def test_a_key_parses_back_from_its_text(key: GroupKey) -> None:
+    assert GroupKey.parse(key.text) == key
+
+
+@pytest.mark.parametrize("text", ["acme/v1/emulator", "acme|v1|phone", "acme|v1|device|repo"])
+def test_text_that_is_not_a_key_parses_to_none(text: str) -> None:
+    assert GroupKey.parse(text) is None

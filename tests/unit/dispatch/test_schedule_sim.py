@@ -10,8 +10,16 @@ from collections.abc import Callable
 
 import pytest
 
+from bench.schedule_sim import per_org_slowdown
 from bench.sim.engine import SimResult, simulate
-from bench.sim.model import RunSubmission, SimJob, SimWorker, Workload, lower_bound_s
+from bench.sim.model import (
+    RunSubmission,
+    SimJob,
+    SimWorker,
+    Workload,
+    lower_bound_s,
+    run_bound_s,
+)
 from bench.sim.policies import FifoPolicy, OurPolicy, SeedPolicy
 from bench.sim.workloads import SETUP_S, workload_a, workload_b, workload_c
 from dispatch.estimates import DurationHistory, SpecKey
@@ -118,10 +126,23 @@ def test_issue_targets_for_seed_1() -> None:
     assert ours_a.makespan_s <= 1.10 * lower_bound_s(a)
     assert 2 * ours_a.makespan_s <= simulate(a, SeedPolicy()).makespan_s
     assert simulate(c, OurPolicy()).makespan_s <= 1.10 * lower_bound_s(c)
-    trickle = {
-        org: s for org, s in simulate(b, OurPolicy()).per_org_feedback_s().items() if org != "acme"
-    }
+    ours_b = simulate(b, OurPolicy())
+    slowdown = per_org_slowdown(ours_b, b)
+    assert set(slowdown) == {"acme", "globex", "initech", "umbrella"}
+    assert max(slowdown.values()) <= 1.5 * min(slowdown.values())
+    trickle = {org: s for org, s in ours_b.per_org_feedback_s().items() if org != "acme"}
     assert max(trickle.values()) <= 1.5 * min(trickle.values())
+
+
+def test_slowdown_is_feedback_over_the_runs_own_bound() -> None:
+    workload = workload_b(1)
+    result = simulate(workload, SeedPolicy())
+    acme = next(run for run in workload.runs if run.org_id == "acme")
+    expected = result.feedback_s[acme.run_id] / run_bound_s(workload, acme)
+    assert per_org_slowdown(result, workload)["acme"] == pytest.approx(expected)
+    assert run_bound_s(workload, acme) >= 5 * max(
+        run_bound_s(workload, run) for run in workload.runs if run.org_id != "acme"
+    )
 
 
 def test_lower_bound_is_below_every_policy() -> None:
