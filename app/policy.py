@@ -16,9 +16,11 @@ from dispatch.scheduling import SchedulerConfig
 from qgjob.settings import Settings
 
 # How much of the queue one claim reads: the keys most likely to be served (by priority,
-# and by age so that aged keys are never out of sight) and each key's oldest jobs.
+# and by age so that aged keys are never out of sight) and each key's most urgent jobs.
 MAX_KEYS = 64
-MAX_JOBS_PER_KEY = 256
+MAX_JOBS_PER_KEY = 100
+# Beyond this many pending jobs a key's size stops mattering to the policy.
+MAX_JOBS_COUNTED = 400
 # A lease never holds more jobs than this, whatever the estimates say.
 MAX_JOBS_PER_GROUP = 100
 
@@ -28,10 +30,13 @@ class Policy:
     """Everything the claim needs to decide, besides the queue itself."""
 
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
-    estimates: EstimateConfig = field(default_factory=EstimateConfig)
+    estimates: EstimateConfig = field(
+        default_factory=lambda: EstimateConfig(unknown_spec=UnknownSpecPolicy.MEAN_OF_KNOWN)
+    )
     grouping: Mapping[str, GroupingStrategy] = field(default_factory=dict)
     max_keys: int = MAX_KEYS
     max_jobs_per_key: int = MAX_JOBS_PER_KEY
+    max_jobs_counted: int = MAX_JOBS_COUNTED
     max_jobs_per_group: int = MAX_JOBS_PER_GROUP
 
     def strategy(self, org_id: str) -> GroupingStrategy:
@@ -51,6 +56,7 @@ def policy_from_settings(settings: Settings) -> Policy:
         org_caps=dict(settings.org_caps),
         default_setup_s=settings.default_setup_s,
         max_batch_s=settings.max_batch_s or None,
+        min_batch_s=settings.min_batch_s,
     )
     grouping: dict[str, GroupingStrategy] = {
         org: DimensionGrouping(extra) for org, extra in settings.grouping

@@ -23,8 +23,9 @@ Which key (DESIGN §5, domain.md §5), decided in this order:
 How many jobs: longest expected first (LPT) until the lease holds its share of the claimable
 work, min(claimable / slots, `max_batch_s`) — guided self-scheduling, so leases shrink as the
 key drains and its tail runs in parallel, and no worker is committed for long when other
-work may arrive. A retry of an infrastructure error is not given back to the worker it
-failed on while another worker serves that target.
+work may arrive — but at least `min_batch_s`: splitting a few seconds of work over several
+leases costs more in claims than it gains. A retry of an infrastructure error is not given
+back to the worker it failed on while another worker serves that target.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class SchedulerConfig:
     org_caps: Mapping[str, int] = field(default_factory=dict)
     default_setup_s: float = 60.0
     max_batch_s: float | None = 180.0
+    min_batch_s: float = 5.0
 
     def __post_init__(self) -> None:
         if not self.aging_bound_s > 0:
@@ -84,6 +86,8 @@ class SchedulerConfig:
             raise ValueError(f"org caps must be at least 1 running group, got {caps}")
         if self.max_batch_s is not None and not self.max_batch_s > 0:
             raise ValueError(f"max_batch_s must be > 0 seconds or None, got {self.max_batch_s}")
+        if not self.min_batch_s >= 0:
+            raise ValueError(f"min_batch_s must be >= 0 seconds, got {self.min_batch_s}")
 
     def org_cap(self, org_id: str) -> int | None:
         return self.org_caps.get(org_id, self.default_org_cap)
@@ -266,9 +270,10 @@ def decide_claim(
         return None
     best, why = _choose(candidates, snapshot, worker)
     slots = _slots(snapshot, worker, best.pending.key.target)
-    share_s = sum(job.expected_s for job in best.claimable) / slots
+    share_s = (sum(job.expected_s for job in best.claimable) + best.pending.unlisted_s) / slots
     if config.max_batch_s is not None:
         share_s = min(share_s, config.max_batch_s)
+    share_s = max(share_s, config.min_batch_s)
     batch = lpt_batch(best.claimable, share_s=share_s)
     return ClaimDecision(
         key=best.pending.key,

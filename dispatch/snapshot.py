@@ -45,7 +45,11 @@ class PendingJob:
 @dataclass(frozen=True)
 class PendingKey:
     """The pending jobs of one group key. `setup_s` None means the configured default;
-    `last_claimed_at` is when a lease last took jobs of this key (None: never)."""
+    `last_claimed_at` is when a lease last took jobs of this key (None: never).
+
+    A store may list only a key's oldest jobs in `jobs`; `unlisted_s` is its estimate of the
+    others (they count as work left, but a lease takes only listed jobs).
+    """
 
     key: GroupKey
     priority: Priority
@@ -54,6 +58,7 @@ class PendingKey:
     build_available: bool = True
     setup_s: float | None = None
     last_claimed_at: datetime | None = None
+    unlisted_s: float = 0.0
 
     @property
     def waiting_since(self) -> datetime:
@@ -67,7 +72,7 @@ class PendingKey:
 
     @property
     def pending_s(self) -> float:
-        return sum(job.expected_s for job in self.jobs)
+        return sum(job.expected_s for job in self.jobs) + self.unlisted_s
 
 
 @dataclass(frozen=True)

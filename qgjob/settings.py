@@ -80,6 +80,7 @@ class Settings:
     default_setup_s: float = 60.0
     unknown_spec_estimate: str = "mean_of_known"
     max_batch_s: float = 180.0
+    min_batch_s: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -248,4 +249,5 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "default_setup_s": _number(float, "a number of seconds", 0),
     "unknown_spec_estimate": _parse_unknown_spec,
     "max_batch_s": _number(float, "a number of seconds (0: no cap)", 0),
+    "min_batch_s": _number(float, "a number of seconds", 0),
 }

@@ -36,6 +36,8 @@ ALTER TABLE jobs ADD COLUMN expected_ms integer;
 -- Aging counts from a key's last lease; the claim looks it up per pending key.
 CREATE INDEX groups_key_created ON groups (org_id, app_version_id, target, created_at DESC);
 
--- A pending key's oldest jobs, for the claim's per-key read.
-CREATE INDEX jobs_pending_key ON jobs (org_id, app_version_id, target, created_at, job_id)
+-- The claim's read of the queue: the distinct pending keys (a skip scan), and each key's
+-- most urgent, oldest jobs.
+CREATE INDEX jobs_pending_key
+    ON jobs (org_id, app_version_id, target, priority DESC, created_at, job_id)
     WHERE status = 'PENDING';

@@ -2,7 +2,8 @@
 
 `load_snapshot` reads the pending keys most likely to be served (the first `max_keys` by
 priority and the first `max_keys` by age, so an aged key is never out of sight), each key's
-oldest `max_jobs_per_key` jobs with their duration history and their last attempt, then the
+first `max_jobs_per_key` jobs (most urgent, then oldest) with their duration history and
+their last attempt, and how many it has (counted up to `max_jobs_counted`), then the
 live leases, the online workers and each key's setup history and last lease. It turns them
 into a `dispatch.scheduling.QueueSnapshot` with estimates from `dispatch.estimates`: the
 claim (`app.store.leases`) and `GET /v1/jobs/{id}`'s `waiting_reason` read the same view.
@@ -22,35 +23,58 @@ import asyncpg
 from app.database import Conn
 from app.policy import Policy
 from dispatch.estimates import estimate_durations, estimate_setup_s
-from dispatch.grouping import BuildRef, GroupKey, JobFacts, group_key
+from dispatch.grouping import (
+    BuildRef,
+    DefaultGrouping,
+    GroupingStrategy,
+    GroupKey,
+    JobFacts,
+    group_key,
+)
 from dispatch.scheduling import PendingJob, PendingKey, QueueSnapshot, RunningGroup, WorkerView
 from dispatch.waiting import WaitingCode, waiting_reason
-from qgjob.types import Outcome, Priority, Target
+from qgjob.types import Priority, Target
 
+# The distinct pending keys come from a skip scan of `jobs_pending_key` (one index probe per
+# key, not a pass over every pending job); each key's first entry is its most urgent, oldest
+# job. A key's jobs are listed in that order, and counted up to `$8`.
 _PENDING = """
-WITH ranked AS (
-    SELECT org_id, app_version_id, target, max(priority) AS priority, min(created_at) AS oldest
-    FROM jobs
-    WHERE status = 'PENDING' AND target = ANY($1::target[]) AND ($2::text IS NULL OR org_id = $2)
-    GROUP BY org_id, app_version_id, target
-), keys AS (
-    SELECT * FROM (
-        SELECT ranked.*,
+WITH RECURSIVE keys AS (
+    (SELECT org_id, app_version_id, target, priority, created_at AS oldest FROM jobs
+     WHERE status = 'PENDING' AND target = ANY($1::target[]) AND ($2::text IS NULL OR org_id = $2)
+     ORDER BY org_id, app_version_id, target, priority DESC, created_at LIMIT 1)
+    UNION ALL
+    SELECT n.* FROM keys k CROSS JOIN LATERAL (
+        SELECT org_id, app_version_id, target, priority, created_at FROM jobs
+        WHERE status = 'PENDING' AND target = ANY($1::target[])
+          AND ($2::text IS NULL OR org_id = $2)
+          AND (org_id, app_version_id, target) > (k.org_id, k.app_version_id, k.target)
+        ORDER BY org_id, app_version_id, target, priority DESC, created_at LIMIT 1) AS n
+), chosen AS (
+    SELECT org_id, app_version_id, target FROM (
+        SELECT keys.*,
                row_number() OVER (ORDER BY priority DESC, oldest) AS by_priority,
                row_number() OVER (ORDER BY oldest) AS by_age
-        FROM ranked) AS numbered
+        FROM keys) AS numbered
     WHERE by_priority <= $3 OR by_age <= $3
        OR (org_id, app_version_id, target::text) = ($5, $6, $7)
+), counted AS MATERIALIZED (
+    SELECT c.*, (SELECT count(*) FROM (
+                    SELECT 1 FROM jobs p
+                    WHERE p.status = 'PENDING' AND p.org_id = c.org_id
+                      AND p.app_version_id = c.app_version_id AND p.target = c.target
+                    LIMIT $8) AS capped) AS pending
+    FROM chosen c
 )
-SELECT k.org_id, k.app_version_id, k.target, j.job_id, j.test_path, j.priority, j.created_at,
-       j.attempts, j.not_before, r.repo, h.durations_ms,
+SELECT k.org_id, k.app_version_id, k.target, k.pending, j.job_id, j.test_path, j.priority,
+       j.created_at, j.attempts, j.not_before, r.repo, h.durations_ms,
        a.worker_id AS last_worker_id, a.outcome AS last_outcome
-FROM keys k
+FROM counted k
 CROSS JOIN LATERAL (
     SELECT job_id, run_id, test_path, priority, created_at, attempts, not_before FROM jobs j
     WHERE j.status = 'PENDING' AND j.org_id = k.org_id AND j.app_version_id = k.app_version_id
       AND j.target = k.target
-    ORDER BY j.created_at, j.job_id LIMIT $4
+    ORDER BY j.priority DESC, j.created_at, j.job_id LIMIT $4
 ) AS j
 LEFT JOIN runs r ON r.run_id = j.run_id
 LEFT JOIN spec_history h
@@ -124,6 +148,7 @@ async def load_snapshot(
         policy.max_keys,
         policy.max_jobs_per_key,
         *include,
+        policy.max_jobs_counted,
     )
     bases = sorted({(r["org_id"], r["app_version_id"], r["target"]) for r in rows})
     context = await conn.fetchrow(
@@ -181,32 +206,47 @@ def _pending_keys(
         )
         setup_s = estimate_setup_s(_seconds(info.get("setups_ms")), config=policy.estimates)
         last_lease = info.get("last_lease")
-        strategy = policy.strategy(base[0])
-        split: defaultdict[GroupKey, list[asyncpg.Record]] = defaultdict(list)
-        for row in jobs:
-            target = Target(row["target"])
-            facts = JobFacts(row["org_id"], row["app_version_id"], target, repo=row["repo"])
-            split[group_key(strategy, facts)].append(row)
-        for key, members in split.items():
+        last_claimed_at = None if last_lease is None else datetime.fromisoformat(last_lease)
+        listed = [_pending_job(r, expected[r["test_path"]], now) for r in jobs]
+        # The key's jobs beyond the oldest `max_jobs_per_key`, at the listed jobs' mean.
+        mean_s = sum(job.expected_s for job in listed) / len(listed)
+        unlisted_s = (jobs[0]["pending"] - len(jobs)) * mean_s
+        for key, members in _split(base, jobs, listed, policy.strategy(base[0])):
             found.append(
                 PendingKey(
                     key=key,
-                    priority=max((Priority(r["priority"]) for r in members), key=_rank),
-                    oldest_enqueued_at=min(r["created_at"] for r in members),
-                    jobs=tuple(_pending_job(r, expected[r["test_path"]], now) for r in members),
+                    priority=_PRIORITIES[max(_RANKS[r["priority"]] for r, _ in members)],
+                    oldest_enqueued_at=min(r["created_at"] for r, _ in members),
+                    jobs=tuple(job for _, job in members),
                     setup_s=setup_s,
-                    last_claimed_at=None if last_lease is None else _timestamp(last_lease),
+                    last_claimed_at=last_claimed_at,
+                    unlisted_s=unlisted_s * len(members) / len(jobs),
                 )
             )
     return tuple(found)
 
 
-def _rank(priority: Priority) -> int:
-    return priority.rank
+_RANKS = {p.value: p.rank for p in Priority}
+_PRIORITIES = {p.rank: p for p in Priority}
 
 
-def _timestamp(value: str) -> datetime:
-    return datetime.fromisoformat(value)
+def _split(
+    base: tuple[str, str, str],
+    rows: Sequence[asyncpg.Record],
+    listed: Sequence[PendingJob],
+    strategy: GroupingStrategy,
+) -> Iterable[tuple[GroupKey, list[tuple[asyncpg.Record, PendingJob]]]]:
+    """The base key's jobs by the org's group key (one key unless it adds dimensions)."""
+    pairs = list(zip(rows, listed, strict=True))
+    target = Target(base[2])
+    if isinstance(strategy, DefaultGrouping):
+        yield GroupKey(base[0], base[1], target), pairs
+        return
+    split: defaultdict[GroupKey, list[tuple[asyncpg.Record, PendingJob]]] = defaultdict(list)
+    for row, job in pairs:
+        facts = JobFacts(base[0], base[1], target, repo=row["repo"])
+        split[group_key(strategy, facts)].append((row, job))
+    yield from split.items()
 
 
 def _pending_job(row: asyncpg.Record, expected_s: float, now: datetime) -> PendingJob:
@@ -216,7 +256,7 @@ def _pending_job(row: asyncpg.Record, expected_s: float, now: datetime) -> Pendi
         expected_s=expected_s,
         attempt=row["attempts"],
         last_worker_id=None if last_worker is None else str(last_worker),
-        infra_retry=row["last_outcome"] == Outcome.ERROR.value,
+        infra_retry=row["last_outcome"] == "error",
         not_before=row["not_before"] if row["not_before"] > now else None,
     )
 
