@@ -108,3 +108,28 @@ class WorkerStatus(StrEnum):
     BUSY = "busy"
     DRAINING = "draining"
     OFFLINE = "offline"
+
+
+class BuildPlatform(StrEnum):
+    """What an app build runs on, told by its file name (`build_platform` in PostgreSQL)."""
+
+    ANDROID = "android"
+    IOS = "ios"
+
+
+# The file names a build may have, longest suffix first, and the platform each one means.
+BUILD_SUFFIXES: tuple[tuple[str, BuildPlatform], ...] = (
+    (".app.zip", BuildPlatform.IOS),
+    (".apk", BuildPlatform.ANDROID),
+    (".aab", BuildPlatform.ANDROID),
+    (".ipa", BuildPlatform.IOS),
+)
+
+
+def build_platform_of(filename: str) -> BuildPlatform | None:
+    """The platform a build file name stands for, or None when its extension is not one."""
+    lowered = filename.lower()
+    for suffix, platform in BUILD_SUFFIXES:
+        if lowered.endswith(suffix) and len(lowered) > len(suffix):
+            return platform
+    return None
