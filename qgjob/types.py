@@ -117,13 +117,14 @@ class BuildPlatform(StrEnum):
     IOS = "ios"
 
 
-# The file names a build may have, longest suffix first, and the platform each one means.
+# The file name endings a build may have, and the platform each one means.
 BUILD_SUFFIXES: tuple[tuple[str, BuildPlatform], ...] = (
-    (".app.zip", BuildPlatform.IOS),
     (".apk", BuildPlatform.ANDROID),
     (".aab", BuildPlatform.ANDROID),
     (".ipa", BuildPlatform.IOS),
+    (".app.zip", BuildPlatform.IOS),
 )
+BUILD_EXTENSIONS = ".apk, .aab, .ipa or .app.zip"
 
 
 def build_platform_of(filename: str) -> BuildPlatform | None:

@@ -10,7 +10,7 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from qgjob.types import (
-    BUILD_SUFFIXES,
+    BUILD_EXTENSIONS,
     BuildPlatform,
     JobStatus,
     Outcome,
@@ -369,7 +369,6 @@ class WorkerList(BaseModel):
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 MAX_BUILD_FILENAME = 255
-BUILD_EXTENSIONS = ", ".join(suffix for suffix, _ in BUILD_SUFFIXES)
 
 
 def check_build_filename(value: str) -> str:
