@@ -79,8 +79,6 @@ class BuildCache:
         self.pin_limit = max(1, pin_limit)
         self._pins: OrderedDict[str, _Pin] = OrderedDict()
         self._local: dict[str, asyncio.Lock] = {}
-        for sub in ("blobs", "locks", "tmp"):
-            (directory / sub).mkdir(parents=True, exist_ok=True)
 
     def __repr__(self) -> str:
         return f"BuildCache(directory={str(self.directory)!r}, cap_bytes={self.cap_bytes})"
@@ -93,6 +91,8 @@ class BuildCache:
         sha = build.sha256.lower()
         if not _SHA256.match(sha):
             raise JobError(f"build {build.app_version_id} has no valid sha256: {sha!r}")
+        for sub in ("blobs", "locks", "tmp"):  # made on first use, not by every worker start
+            (self.directory / sub).mkdir(parents=True, exist_ok=True)
         lock = self._local.setdefault(sha, asyncio.Lock())
         async with lock:
             path = self.path_of(sha)

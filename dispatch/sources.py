@@ -86,8 +86,6 @@ class Sources:
         self.env = dict(os.environ if env is None else env)
         self._http = http or httpx.AsyncClient(follow_redirects=True, timeout=120)
         self._own_http = http is None
-        for sub in ("checkouts", "deps", "tmp", "locks"):
-            (cache_dir / sub).mkdir(parents=True, exist_ok=True)
 
     def __repr__(self) -> str:
         return f"Sources(cache_dir={str(self.cache_dir)!r}, workspace={self.workspace!r})"
@@ -116,6 +114,8 @@ class Sources:
             raise JobError(f"the run's repository {repo!r} is not an owner/name")
         if not _SHA.match(sha):
             raise JobError(f"the run's source {repo} has no commit sha to check out")
+        for sub in ("checkouts", "deps", "tmp", "locks"):  # made on first use
+            (self.cache_dir / sub).mkdir(parents=True, exist_ok=True)
         target = self.cache_dir / "checkouts" / repo / sha
         lock = self.cache_dir / "locks" / f"{repo.replace('/', '__')}@{sha}.lock"
         async with exclusive(lock):

@@ -201,7 +201,7 @@ class QgjobClient:
     ) -> Build:
         """Stream the file at `path` to `POST /v1/builds`; the service checks it against
         `sha256`. `progress(n)` is called with each chunk's size as it is sent."""
-        size = path.stat().st_size
+        size = (await asyncio.to_thread(path.stat)).st_size
         params = {
             "org_id": org_id,
             "app_version_id": app_version_id,
@@ -293,9 +293,7 @@ class QgjobClient:
         return _decode(response)
 
 
-async def _file_chunks(
-    path: Path, progress: Callable[[int], None] | None
-) -> AsyncIterator[bytes]:
+async def _file_chunks(path: Path, progress: Callable[[int], None] | None) -> AsyncIterator[bytes]:
     with path.open("rb") as handle:
         while chunk := await asyncio.to_thread(handle.read, UPLOAD_CHUNK_BYTES):
             if progress is not None:
