@@ -99,22 +99,25 @@ class BuildCache:
             if sha in self._pins and path.is_file():
                 self._pin(sha, fd=None)
                 _touch(path)
-                return path
-            use_fd = open_lock(self.directory / "locks" / f"{sha}.use")
-            try:
-                async with exclusive(self.directory / "locks" / f"{sha}.fetch"):
-                    await flock(use_fd, fcntl.LOCK_SH)
-                    if path.is_file():
-                        _touch(path)
-                        logger.info("build cache hit sha256=%s", sha)
-                    else:
-                        await self._download(build, sha, path)
-            except BaseException:
-                os.close(use_fd)
-                raise
-            self._pin(sha, fd=use_fd)
+            else:
+                await self._fetch_and_pin(build, sha, path)
         await self._evict()
         return path
+
+    async def _fetch_and_pin(self, build: ClaimedBuild, sha: str, path: Path) -> None:
+        use_fd = open_lock(self.directory / "locks" / f"{sha}.use")
+        try:
+            async with exclusive(self.directory / "locks" / f"{sha}.fetch"):
+                await flock(use_fd, fcntl.LOCK_SH)
+                if path.is_file():
+                    _touch(path)
+                    logger.info("build cache hit sha256=%s", sha)
+                else:
+                    await self._download(build, sha, path)
+        except BaseException:
+            os.close(use_fd)
+            raise
+        self._pin(sha, fd=use_fd)
 
     def release(self, build: ClaimedBuild) -> None:
         """This process is done with `build`: it may be evicted again."""
