@@ -109,7 +109,7 @@ class BuildCache:
         try:
             async with exclusive(self.directory / "locks" / f"{sha}.fetch"):
                 await flock(use_fd, fcntl.LOCK_SH)
-                if path.is_file():
+                if _present(path):
                     _touch(path)
                     logger.info("build cache hit sha256=%s", sha)
                 else:
@@ -233,6 +233,10 @@ class BuildCache:
             return True
         finally:
             os.close(fd)
+
+
+def _present(path: Path) -> bool:
+    return path.is_file()
 
 
 def _touch(path: Path) -> None:

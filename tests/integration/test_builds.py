@@ -307,9 +307,7 @@ async def test_jobs_whose_build_never_comes_fail_with_a_clear_message(
     assert "qgjob build upload --org-id acme --app-version-id never" in shown["error"]
     # A live worker that runs without builds serves the device job: it is not failed.
     assert still["status"] == "PENDING"
-    assert await waiting_for_build(
-        pool, [uuid.UUID(other["job_id"])], live_within_s=60
-    ) == set()
+    assert await waiting_for_build(pool, [uuid.UUID(other["job_id"])], live_within_s=60) == set()
 
 
 async def test_waiting_for_build_names_the_jobs_without_one(api: Api, pool: asyncpg.Pool) -> None:

@@ -202,11 +202,10 @@ async def test_two_processes_sharing_a_directory_download_once(
     build = server.build("big", bytes(range(256)) * 4096)
     server.delay_s = 0.5  # the first download is still running when the second process asks
     wire = json.dumps(build.__dict__)
+    args = (sys.executable, "-c", FETCH_SCRIPT, str(tmp_path / "shared"), wire)
+    pipe = asyncio.subprocess.PIPE
     procs = [
-        await asyncio.create_subprocess_exec(
-            sys.executable, "-c", FETCH_SCRIPT, str(tmp_path / "shared"), wire,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO,
-        )  # fmt: skip
+        await asyncio.create_subprocess_exec(*args, stdout=pipe, stderr=pipe, cwd=REPO)
         for _ in range(2)
     ]
     outputs = [await asyncio.wait_for(p.communicate(), 30) for p in procs]
