@@ -8,6 +8,8 @@ import asyncpg
 
 from app.auth import TokenVerifier
 from app.policy import Policy
+from app.sources import NoSourceAccess, SourceAccess
+from app.storage import BlobStorage
 from app.wakeups import Wakeups
 from qgjob.settings import Settings
 
@@ -18,4 +20,7 @@ class Services:
     pool: asyncpg.Pool
     tokens: TokenVerifier
     wakeups: Wakeups
+    storage: BlobStorage
+    # Who hands workers a token to read a run's repository (the GitHub App fills this in).
+    source_access: SourceAccess = field(default_factory=NoSourceAccess)
     policy: Policy = field(default_factory=Policy)

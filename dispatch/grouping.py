@@ -62,6 +62,11 @@ class GroupKey:
         return BuildRef(self.org_id, self.app_version_id, self.target)
 
     @property
+    def base(self) -> tuple[str, str, Target]:
+        """The three dimensions every key has."""
+        return (self.org_id, self.app_version_id, self.target)
+
+    @property
     def text(self) -> str:
         """A stable, unambiguous text form (`org|app|target|repo=x`), for the `group.key` column."""
         parts = [self.org_id, self.app_version_id, str(self.target)]

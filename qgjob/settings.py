@@ -48,6 +48,11 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("qgjob", appauthor=False))
 
 
+def default_cache_dir() -> Path:
+    """Where a worker keeps builds and repository checkouts."""
+    return Path(platformdirs.user_cache_dir("qgjob", appauthor=False))
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable, with its default. Field `x` is read from `QGJOB_X`."""
@@ -81,6 +86,12 @@ class Settings:
     unknown_spec_estimate: str = "mean_of_known"
     max_batch_s: float = 180.0
     min_batch_s: float = 5.0
+    # Builds (app/api/builds.py, app/build_waits.py): upload size limit, how long jobs may
+    # wait for a build that was never uploaded, and how often that wait is checked.
+    max_build_bytes: int = 2 * 1024**3
+    build_wait_s: float = 3600.0
+    build_sweep_interval_s: float = 10.0
+    npm: str = "npm"  # the program a worker runs `npm ci` with, for a run's repository
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -250,4 +261,8 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "unknown_spec_estimate": _parse_unknown_spec,
     "max_batch_s": _number(float, "a number of seconds (0: no cap)", 0),
     "min_batch_s": _number(float, "a number of seconds", 0),
+    "max_build_bytes": _number(int, "a whole number of bytes", 1),
+    "build_wait_s": _number(float, "a number of seconds", 0),
+    "build_sweep_interval_s": _number(float, "a number of seconds", 0.05),
+    "npm": _parse_str,
 }

@@ -19,6 +19,7 @@ import asyncpg
 
 from app.database import Conn, TxConn
 from app.policy import Policy
+from app.store.builds import claimed_build
 from app.store.jobs import Wire, to_wire
 from app.store.queue import Loaded, Scope, load_snapshot
 from dispatch.scheduling import ClaimDecision, QueueSnapshot, WorkerView, decide_claim
@@ -37,7 +38,7 @@ UPDATE workers w SET last_heartbeat = now(),
                      status = CASE WHEN w.status = 'offline' THEN 'idle' ELSE w.status END
 FROM turn
 WHERE w.worker_id = $1
-RETURNING w.capacity, w.org_id, w.status, w.ready_builds,
+RETURNING w.capacity, w.org_id, w.status, w.ready_builds, w.needs_build,
           (SELECT count(*) FROM groups g WHERE g.worker_id = w.worker_id AND g.status = 'LEASED')
               AS live
 """
@@ -104,7 +105,10 @@ async def claim_group(conn: TxConn, request: ClaimRequest) -> Wire | None:
     if worker["live"] >= worker["capacity"] or worker["status"] == "draining":
         return None
     scope = Scope(
-        targets=request.targets, pending_org=worker["org_id"], worker_org=worker["org_id"]
+        targets=request.targets,
+        pending_org=worker["org_id"],
+        worker_org=worker["org_id"],
+        needs_build=worker["needs_build"],
     )
     loaded = await load_snapshot(
         conn, scope=scope, policy=request.policy, online_within_s=request.lease_ttl_s
@@ -204,6 +208,7 @@ async def _take(
         "target": key.target.value,
         "jobs": job_wire,
         "source": job_wire[0]["source"] if len(distinct_sources) == 1 else None,
+        "build": await claimed_build(conn, key.org_id, key.app_version_id),  # builds
     }
 
 

@@ -12,9 +12,10 @@ claim (`app.store.leases`) and `GET /v1/jobs/{id}`'s `waiting_reason` read the s
 from __future__ import annotations
 
 import json
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ import asyncpg
 
 from app.database import Conn
 from app.policy import Policy
+from app.store.builds import waiting_for_build
 from dispatch.estimates import estimate_durations, estimate_setup_s
 from dispatch.grouping import (
     BuildRef,
@@ -94,7 +96,7 @@ SELECT statement_timestamp() AS now,
    FROM groups g WHERE g.status = 'LEASED') AS running,
   (SELECT coalesce(json_agg(json_build_object(
        'worker_id', w.worker_id, 'targets', w.target_types, 'capacity', w.capacity,
-       'ready', w.ready_builds,
+       'ready', w.ready_builds, 'needs_build', w.needs_build,
        'live', (SELECT count(*) FROM groups g
                 WHERE g.worker_id = w.worker_id AND g.status = 'LEASED'))), '[]')
    FROM workers w
@@ -104,6 +106,8 @@ SELECT statement_timestamp() AS now,
   (SELECT coalesce(json_agg(json_build_object(
        'org_id', k.org_id, 'app_version_id', k.app_version_id, 'target', k.target,
        'setups_ms', t.setups_ms, 'scope_ms', t.durations_ms,
+       'has_build', EXISTS (SELECT 1 FROM builds b
+                            WHERE b.org_id = k.org_id AND b.app_version_id = k.app_version_id),
        'last_lease', (SELECT max(g.created_at) FROM groups g
                       WHERE g.org_id = k.org_id AND g.app_version_id = k.app_version_id
                         AND g.target = k.target))), '[]')
@@ -118,13 +122,16 @@ class Scope:
 
     `targets`: the targets to look at; `pending_org`: only this org's jobs (an org's own
     worker), None for every org; `worker_org`: the workers that can serve this org (None:
-    every worker); `include_key`: a base key to load whatever its rank (for waiting_reason).
+    every worker); `include_key`: a base key to load whatever its rank (for waiting_reason);
+    `needs_build`: whether the asking worker runs only keys whose build was uploaded (None:
+    no worker is asking; a key without a build waits unless a live worker runs without one).
     """
 
     targets: Sequence[Target]
     pending_org: str | None = None
     worker_org: str | None = None
     include_key: tuple[str, str, Target] | None = None
+    needs_build: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -163,8 +170,12 @@ async def load_snapshot(
     assert context is not None
     keyed = {(k["org_id"], k["app_version_id"], k["target"]): k for k in _json(context["keys"])}
     now: datetime = context["now"]
-    pending = _pending_keys(rows, keyed, policy=policy, now=now)
     workers_raw = _json(context["workers"])
+    if scope.needs_build is None:
+        buildless = {t for w in workers_raw if not w["needs_build"] for t in w["targets"]}
+    else:
+        buildless = set() if scope.needs_build else {t.value for t in scope.targets}
+    pending = _pending_keys(rows, keyed, policy=policy, now=now, buildless=buildless)
     snapshot = QueueSnapshot(
         pending=pending,
         running=tuple(_running(_json(context["running"]))),
@@ -190,7 +201,9 @@ def _pending_keys(
     *,
     policy: Policy,
     now: datetime,
+    buildless: set[str],
 ) -> tuple[PendingKey, ...]:
+    """`buildless`: the targets served by a worker that runs a key without an uploaded build."""
     by_base: defaultdict[tuple[str, str, str], list[asyncpg.Record]] = defaultdict(list)
     for row in rows:
         by_base[(row["org_id"], row["app_version_id"], row["target"])].append(row)
@@ -208,6 +221,7 @@ def _pending_keys(
         last_lease = info.get("last_lease")
         last_claimed_at = None if last_lease is None else datetime.fromisoformat(last_lease)
         listed = [_pending_job(r, expected[r["test_path"]], now) for r in jobs]
+        build_available = bool(info.get("has_build")) or base[2] in buildless
         # The key's jobs beyond the oldest `max_jobs_per_key`, at the listed jobs' mean.
         mean_s = sum(job.expected_s for job in listed) / len(listed)
         unlisted_s = (jobs[0]["pending"] - len(jobs)) * mean_s
@@ -218,6 +232,7 @@ def _pending_keys(
                     priority=_PRIORITIES[max(_RANKS[r["priority"]] for r, _ in members)],
                     oldest_enqueued_at=min(r["created_at"] for r, _ in members),
                     jobs=tuple(job for _, job in members),
+                    build_available=build_available,
                     setup_s=setup_s,
                     last_claimed_at=last_claimed_at,
                     unlisted_s=unlisted_s * len(members) / len(jobs),
@@ -307,11 +322,23 @@ async def waiting_reason_of(
         include_key=(job["org_id"], job["app_version_id"], target),
     )
     loaded = await load_snapshot(conn, scope=scope, policy=policy, online_within_s=online_within_s)
-    reason = waiting_reason(job["job_id"], loaded.snapshot, now=loaded.now, config=policy.scheduler)
-    if reason is None:  # not among the oldest jobs of its key that a claim reads
+    # Whether it waits for its build is what the build-wait sweep says (app.store.builds).
+    no_build = await waiting_for_build(
+        conn, [uuid.UUID(job["job_id"])], live_within_s=online_within_s
+    )
+    base = (job["org_id"], job["app_version_id"], target)
+    snapshot = replace(
+        loaded.snapshot,
+        pending=tuple(
+            replace(p, build_available=not no_build) if p.key.base == base else p
+            for p in loaded.snapshot.pending
+        ),
+    )
+    reason = waiting_reason(job["job_id"], snapshot, now=loaded.now, config=policy.scheduler)
+    if reason is None:  # not among the jobs of its key that a claim reads
         return {
             "code": WaitingCode.WAITING_FOR_WORKER.value,
-            "message": f"at least {policy.max_jobs_per_key} older jobs of its group ahead",
+            "message": f"at least {policy.max_jobs_per_key} jobs of its group ahead",
             "ahead": policy.max_jobs_per_key,
             "until": None,
         }

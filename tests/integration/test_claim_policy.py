@@ -360,3 +360,25 @@ async def test_qgjob_status_shows_why_a_job_waits(api: Api) -> None:
     assert shown.code == 0, shown.stderr
     assert "Waiting" in shown.stdout and "no online worker serves emulator" in shown.stdout
     assert as_json.json()["waiting_reason"]["code"] == "no_worker_for_target"
+
+
+async def test_a_job_waits_for_its_build_until_it_is_registered(serve: Serve) -> None:
+    async with serve() as api, api.client() as client:
+        run = await submit(client, "v9", 1)
+        job_id = run["jobs"][0]["job_id"]
+        answer = await client.post(
+            "/v1/workers",
+            json={"name": "p", "target_types": ["emulator"], "capacity": 1, "needs_build": True},
+        )
+        picky = answer.json()["worker_id"]
+        before = await claim(client, picky)
+        reason = await waiting(client, job_id)
+        build = {"org_id": "acme", "app_version_id": "v9", "url": "https://cdn.example/a.apk",
+                 "sha256": "ab" * 32, "size": 10}  # fmt: skip
+        assert (await client.post("/v1/builds", json=build)).status_code == 201
+        after = await waiting(client, job_id)
+        group = await claim(client, picky)
+    assert before is None
+    assert reason["code"] == "waiting_for_build" and "v9" in reason["message"]
+    assert after["code"] == "waiting_for_free_worker"
+    assert group is not None and group["build"]["sha256"] == "ab" * 32
