@@ -324,7 +324,8 @@ async def test_a_job_that_is_not_pending_has_no_waiting_reason(serve: Serve) -> 
 
 
 async def test_concurrent_claims_never_lease_a_job_twice(serve: Serve, pool: asyncpg.Pool) -> None:
-    async with serve(max_batch_s=30.0) as api, api.client() as client:
+    # Leases long enough that none expires (and is leased again) on a loaded machine.
+    async with serve(max_batch_s=30.0, lease_ttl_s=120.0) as api, api.client() as client:
         for version in ("v1", "v2", "v3"):
             await submit(client, version, 20)
         workers = [await register(client, capacity=3) for _ in range(6)]
