@@ -85,15 +85,12 @@ async def claim(request: Request) -> Response:
     require_role(principal, Role.WORKER, Role.ADMIN)
     body = await parse(request, ClaimBody, limit=settings.max_body_bytes)
     worker = await _own_worker(services, request, principal)
-    if body.ready_builds:
-        await store.set_ready_builds(
-            services.pool, path_uuid(request, "worker_id"), body.ready_builds
-        )
     wanted = ClaimRequest(
         worker_id=path_uuid(request, "worker_id"),
         targets=[Target(t) for t in worker["target_types"]],  # type: ignore[attr-defined]
         lease_ttl_s=settings.lease_ttl_s,
         policy=services.policy,
+        ready_builds=body.ready_builds or None,
     )
     wait_s = settings.claim_timeout_s if body.wait_s is None else body.wait_s
     loop = asyncio.get_running_loop()

@@ -30,12 +30,13 @@ logger = logging.getLogger(__name__)
 # Claims take turns (one transaction-scoped advisory lock): each decides on a snapshot
 # nobody else is changing, so running-group counts, caps and split decisions are exact.
 # A claim holds it for a few milliseconds. The claim also counts as the worker's heartbeat:
-# an idle worker that long-polls is alive.
+# an idle worker that long-polls is alive; it reports the builds it has ready (affinity).
 CLAIM_LOCK_ID = 0x71676A6F62_01
 _LOCK_WORKER = """
 WITH turn AS (SELECT pg_advisory_xact_lock($2) AS taken)
 UPDATE workers w SET last_heartbeat = now(),
-                     status = CASE WHEN w.status = 'offline' THEN 'idle' ELSE w.status END
+                     status = CASE WHEN w.status = 'offline' THEN 'idle' ELSE w.status END,
+                     ready_builds = coalesce($3::text[], w.ready_builds)
 FROM turn
 WHERE w.worker_id = $1
 RETURNING w.capacity, w.org_id, w.status, w.ready_builds, w.needs_build,
@@ -86,6 +87,7 @@ class ClaimRequest:
     targets: Sequence[Target]
     lease_ttl_s: float
     policy: Policy = field(default_factory=Policy)
+    ready_builds: Sequence[str] | None = None  # None: as last reported
 
 
 class UnknownWorker(LookupError):
@@ -99,7 +101,12 @@ async def claim_group(conn: TxConn, request: ClaimRequest) -> Wire | None:
     the chosen jobs. Should none of them still be there (cancelled meanwhile), the policy
     decides again without that key, once.
     """
-    worker = await conn.fetchrow(_LOCK_WORKER, request.worker_id, CLAIM_LOCK_ID)
+    worker = await conn.fetchrow(
+        _LOCK_WORKER,
+        request.worker_id,
+        CLAIM_LOCK_ID,
+        None if request.ready_builds is None else list(request.ready_builds),
+    )
     if worker is None:
         raise UnknownWorker(str(request.worker_id))
     if worker["live"] >= worker["capacity"] or worker["status"] == "draining":

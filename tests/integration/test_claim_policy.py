@@ -383,3 +383,25 @@ async def test_a_job_waits_for_its_build_until_it_is_registered(serve: Serve) ->
     assert reason["code"] == "waiting_for_build" and "v9" in reason["message"]
     assert after["code"] == "waiting_for_free_worker"
     assert group is not None and group["build"]["sha256"] == "ab" * 32
+
+
+# --- grouping -------------------------------------------------------------------------------
+
+
+async def test_an_org_may_split_its_groups_by_repository(serve: Serve) -> None:
+    # Leases of at least 1,000 expected seconds: each key whole.
+    split = serve(grouping=(("acme", ("repo",)),), max_batch_s=0.0, min_batch_s=1000.0)
+    async with split as api, api.client() as client:
+        await submit(client, "v1", 2, repo="acme/app", source="api")
+        await submit(client, "v1", 2, repo="acme/lib", source="api")
+        await submit(client, "v1", 2, org="globex", repo="globex/app", source="api")
+        await submit(client, "v1", 2, org="globex", repo="globex/lib", source="api")
+        worker = await register(client, capacity=4)
+        groups = [await claim(client, worker) for _ in range(4)]
+    leased = [g for g in groups if g is not None]
+    by_org: dict[str, list[set[str | None]]] = {}
+    for group in leased:
+        repos = {job["source"]["repo"] if job["source"] else None for job in group["jobs"]}
+        by_org.setdefault(group["org_id"], []).append(repos)
+    assert sorted(map(sorted, by_org["acme"])) == [["acme/app"], ["acme/lib"]]  # type: ignore[type-var]
+    assert by_org["globex"] == [{"globex/app", "globex/lib"}]  # the default key: one group
