@@ -255,6 +255,7 @@ async def test_needs_build_worker_only_gets_keys_with_a_build(api: Api) -> None:
         second = await claim(client, picky)
         easy = await register(client, needs_build=False)
         third = await claim(client, easy)
+        listed = (await client.get("/v1/workers")).json()["workers"]
     assert first is not None and first["app_version_id"] == "v1"
     build = first["build"]
     assert build["sha256"] == sha(APK) and build["size"] == len(APK)
@@ -264,6 +265,7 @@ async def test_needs_build_worker_only_gets_keys_with_a_build(api: Api) -> None:
     assert second is None  # the other key has no build yet
     assert third is not None and third["app_version_id"] == "no-build"
     assert third["build"] is None
+    assert {w["worker_id"]: w["needs_build"] for w in listed} == {picky: True, easy: False}
 
 
 async def test_a_build_arriving_notifies_waiting_claims(api: Api, database_url: str) -> None:
