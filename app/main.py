@@ -41,6 +41,8 @@ from qgjob import __version__
 from qgjob.settings import Settings
 
 logger = logging.getLogger(__name__)
+# An upload's temporary file untouched this long belongs to an upload that died.
+STALE_UPLOAD_S = 24 * 3600.0
 
 
 def create_app(
@@ -93,6 +95,8 @@ async def running_services(
             )
             logger.info("qgjob %s ready database=%s", __version__, where)
             wakeups = Wakeups()
+            storage = LocalBlobStorage(settings.data_dir / "builds")
+            await storage.clear_stale_uploads(older_than_s=STALE_UPLOAD_S)
             background = [
                 asyncio.create_task(listen_forever(dsn, wakeups), name="listen"),
                 asyncio.create_task(
@@ -120,7 +124,7 @@ async def running_services(
                     pool=pool,
                     tokens=TokenVerifier(pool),
                     wakeups=wakeups,
-                    storage=LocalBlobStorage(settings.data_dir / "builds"),
+                    storage=storage,
                     source_access=source_access or NoSourceAccess(),
                 )
             finally:
