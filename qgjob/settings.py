@@ -71,6 +71,10 @@ class Settings:
     db_pool_size: int = 10
     db_connect_timeout_s: float = 30.0
     log_level: str = "INFO"
+    # Operations (metrics, logs, shutdown): docs/operations.md.
+    log_format: str = "text"
+    metrics_token: Secret | None = None
+    shutdown_grace_s: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -164,6 +168,13 @@ def _parse_log_level(name: str, raw: str) -> str:
     return level
 
 
+def _parse_log_format(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("text", "json"):
+        raise SettingsError(f"{name} must be text or json, got {raw!r}")
+    return value
+
+
 _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "database_url": _parse_database_url,
     "data_dir": _parse_path,
@@ -182,4 +193,8 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "db_pool_size": _number(int, "a whole number", 1),
     "db_connect_timeout_s": _number(float, "a number of seconds", 0),
     "log_level": _parse_log_level,
+    # Operations.
+    "log_format": _parse_log_format,
+    "metrics_token": _parse_secret,
+    "shutdown_grace_s": _number(float, "a number of seconds", 0),
 }

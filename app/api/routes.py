@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.api import groups, health, jobs, submissions, tokens, workers
+from app.api import metrics as metrics_api
 from app.api.schemas import (
     ClaimBody,
     ClaimedGroup,
@@ -281,6 +282,16 @@ _V1: tuple[Endpoint, ...] = (
         "health",
         public=True,
         errors=(503,),
+    ),
+    # Operations (docs/operations.md).
+    Endpoint(
+        "GET",
+        "/metrics",
+        metrics_api.get_metrics,
+        "Prometheus metrics (fleet-wide admin token, or QGJOB_METRICS_TOKEN)",
+        "operations",
+        errors=(401, 403),
+        text=True,
     ),
 )
 
