@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -27,6 +28,7 @@ from qgjob.cli.inputs import (
     require_text,
 )
 from qgjob.cli.output import as_json, info, make_console, print_json
+from qgjob.cli.reports import save_text
 from qgjob.settings import Settings
 from qgjob.types import Target
 from qgjob.worker_api import WorkerApi, WorkerRecord
@@ -186,6 +188,10 @@ def logs(
 def show_run_tree(
     ctx: typer.Context,
     run_id: Annotated[str, typer.Option("--run-id", help="The run to show.")],
+    junit: Annotated[
+        Path | None,
+        typer.Option("--junit", help="Also save the run's results as JUnit XML to this file."),
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Show a run as a tree: each group (app version, target, worker) and its jobs."""
@@ -194,6 +200,9 @@ def show_run_tree(
         settings = settings_of(ctx)
         wanted = parse_uuid(run_id, option="--run-id")
         found = call_api(settings, lambda client: client.get_run(wanted))
+        if junit is not None:
+            document = call_api(settings, lambda client: client.get_run_junit(wanted))
+            save_text(junit, document, option="--junit")
     if json_output:
         print_json(out, as_json(found))
         return
