@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from app.api.routes import ENDPOINTS, api_routes
 from app.auth import TokenVerifier
-from app.database import create_pool
+from app.database import TxConn, create_pool
 from app.embedded import EmbeddedPostgres, start_embedded
 from app.errors import EXCEPTION_HANDLERS
 from app.local_token import ensure_local_token
@@ -37,6 +37,7 @@ from app.migrations import migrate
 from app.observability import ObservabilityMiddleware
 from app.openapi import build_openapi
 from app.reaper import reap_forever
+from app.schema import missing_migrations
 from app.services import Services
 from app.wakeups import Wakeups, listen_forever
 from qgjob import __version__
@@ -86,7 +87,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
         pool = await connect(dsn, settings=settings)
         try:
             async with pool.acquire() as conn:
-                await migrate(conn)
+                await prepare_schema(conn, migrate_on_start=settings.migrate_on_start)
             await ensure_local_token(pool, settings.local_token_path)
             where = (
                 f"embedded PostgreSQL in {embedded.pgdata}" if embedded else "QGJOB_DATABASE_URL"
@@ -128,6 +129,19 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
 
 class StartupError(Exception):
     """The service cannot start; the message says why, in one line."""
+
+
+async def prepare_schema(conn: TxConn, *, migrate_on_start: bool) -> None:
+    """Migrate, or (when a separate `qgjob migrate` step owns that) check it was done."""
+    if migrate_on_start:
+        await migrate(conn)
+        return
+    missing = await missing_migrations(conn)
+    if missing:
+        raise StartupError(
+            f"the database lacks migrations {', '.join(map(str, missing))} "
+            "and QGJOB_MIGRATE_ON_START is false: run `qgjob migrate` first"
+        )
 
 
 async def connect(dsn: str, *, settings: Settings) -> asyncpg.Pool:

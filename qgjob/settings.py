@@ -75,6 +75,7 @@ class Settings:
     log_format: str = "text"
     metrics_token: Secret | None = None
     shutdown_grace_s: float = 30.0
+    migrate_on_start: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -168,6 +169,15 @@ def _parse_log_level(name: str, raw: str) -> str:
     return level
 
 
+def _parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
 def _parse_log_format(name: str, raw: str) -> str:
     value = raw.strip().lower()
     if value not in ("text", "json"):
@@ -197,4 +207,5 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "log_format": _parse_log_format,
     "metrics_token": _parse_secret,
     "shutdown_grace_s": _number(float, "a number of seconds", 0),
+    "migrate_on_start": _parse_bool,
 }
