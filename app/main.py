@@ -122,6 +122,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
                 await asyncio.gather(*background, return_exceptions=True)
         finally:
             await pool.close()
+            logger.info("stopped: background loops ended, database pool closed")
     finally:
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
@@ -220,7 +221,6 @@ async def _serve(settings: Settings) -> None:
         await server.serve()
         if not server.started:
             raise StartupError(f"could not listen on {settings.host}:{settings.port}")
-        logger.info("http server stopped; stopping background loops")
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
