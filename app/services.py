@@ -9,6 +9,8 @@ import asyncpg
 
 from app.auth import TokenVerifier
 from app.metrics import Metrics
+from app.sources import NoSourceAccess, SourceAccess
+from app.storage import BlobStorage
 from app.wakeups import Wakeups
 from qgjob.settings import Settings
 
@@ -19,6 +21,9 @@ class Services:
     pool: asyncpg.Pool
     tokens: TokenVerifier
     wakeups: Wakeups
+    storage: BlobStorage
+    # Who hands workers a token to read a run's repository (the GitHub App fills this in).
+    source_access: SourceAccess = field(default_factory=NoSourceAccess)
     metrics: Metrics = field(default_factory=Metrics)
     # Set when the server begins a graceful shutdown: long-polls answer at once, readyz says 503.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)

@@ -48,6 +48,11 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("qgjob", appauthor=False))
 
 
+def default_cache_dir() -> Path:
+    """Where a worker keeps builds and repository checkouts."""
+    return Path(platformdirs.user_cache_dir("qgjob", appauthor=False))
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable, with its default. Field `x` is read from `QGJOB_X`."""
@@ -76,6 +81,12 @@ class Settings:
     metrics_token: Secret | None = None
     shutdown_grace_s: float = 30.0
     migrate_on_start: bool = True
+    # Builds (app/api/builds.py, app/build_waits.py): upload size limit, how long jobs may
+    # wait for a build that was never uploaded, and how often that wait is checked.
+    max_build_bytes: int = 2 * 1024**3
+    build_wait_s: float = 3600.0
+    build_sweep_interval_s: float = 10.0
+    npm: str = "npm"  # the program a worker runs `npm ci` with, for a run's repository
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -208,4 +219,8 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "metrics_token": _parse_secret,
     "shutdown_grace_s": _number(float, "a number of seconds", 0),
     "migrate_on_start": _parse_bool,
+    "max_build_bytes": _number(int, "a whole number of bytes", 1),
+    "build_wait_s": _number(float, "a number of seconds", 0),
+    "build_sweep_interval_s": _number(float, "a number of seconds", 0.05),
+    "npm": _parse_str,
 }
