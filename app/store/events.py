@@ -39,7 +39,10 @@ WHERE job_id = ANY($1::uuid[]) AND group_id = $2
 # locked beforehand: each is guarded by what it expects (the attempt still open, the job
 # still live on that attempt), and PostgreSQL re-checks the guard against the newest row
 # version when a concurrent write (a cancel) got there first. A cancelled attempt was
-# closed without an outcome; the worker's report may still fill it.
+# closed without an outcome; the worker's report may still fill it. "Still live" is spelt
+# `<> ALL (the other states)` rather than `IN ('ASSIGNED', 'RUNNING')`: the latter matches the
+# predicate of the small index of live jobs (migration 0006), which the planner then scans
+# whole for every row instead of going by job id.
 _FINISH = """
 WITH r AS (
     SELECT * FROM unnest($1::uuid[], $2::int[], $3::job_outcome[], $4::text[], $5::int[],
@@ -67,7 +70,8 @@ WITH r AS (
                           ELSE j.not_before END,
                       updated_at = now()
     FROM r JOIN recorded USING (job_id)
-    WHERE j.job_id = r.job_id AND j.attempts = r.attempt AND j.status IN ('ASSIGNED', 'RUNNING')
+    WHERE j.job_id = r.job_id AND j.attempts = r.attempt
+      AND j.status <> ALL ('{PENDING,COMPLETED,FAILED,CANCELLED}'::job_status[])
     RETURNING j.job_id, j.status
 )
 SELECT r.job_id, recorded.job_id IS NOT NULL AS recorded, moved.status AS moved_to
