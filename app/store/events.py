@@ -102,6 +102,7 @@ class Applied:
     applied: int = 0
     ignored: list[dict[str, str]] = field(default_factory=list)
     requeued: bool = False
+    retried: int = 0  # jobs sent back to PENDING by this batch (infrastructure errors)
 
     def ignore(self, job_id: uuid.UUID, reason: str) -> None:
         self.ignored.append({"job_id": str(job_id), "reason": reason})
@@ -187,7 +188,9 @@ async def _finish(
             result.ignore(job_id, f"job is {now}; attempt recorded only")
         else:
             result.applied += 1
-            result.requeued = result.requeued or row["moved_to"] == JobStatus.PENDING
+            if row["moved_to"] == JobStatus.PENDING:
+                result.retried += 1
+    result.requeued = result.requeued or result.retried > 0
 
 
 async def setup_done(
