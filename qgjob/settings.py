@@ -86,6 +86,11 @@ class Settings:
     unknown_spec_estimate: str = "mean_of_known"
     max_batch_s: float = 180.0
     min_batch_s: float = 5.0
+    # Operations (metrics, logs, shutdown): docs/operations.md.
+    log_format: str = "text"
+    metrics_token: Secret | None = None
+    shutdown_grace_s: float = 30.0
+    migrate_on_start: bool = True
     # Builds (app/api/builds.py, app/build_waits.py): upload size limit, how long jobs may
     # wait for a build that was never uploaded, and how often that wait is checked.
     max_build_bytes: int = 2 * 1024**3
@@ -234,6 +239,23 @@ def _parse_unknown_spec(name: str, raw: str) -> str:
 # Extra grouping dimensions the store can read (the job's run's repository).
 GROUPING_DIMENSIONS = ("repo",)
 
+
+def _parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _parse_log_format(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("text", "json"):
+        raise SettingsError(f"{name} must be text or json, got {raw!r}")
+    return value
+
+
 _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "database_url": _parse_database_url,
     "data_dir": _parse_path,
@@ -261,6 +283,11 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "unknown_spec_estimate": _parse_unknown_spec,
     "max_batch_s": _number(float, "a number of seconds (0: no cap)", 0),
     "min_batch_s": _number(float, "a number of seconds", 0),
+    # Operations.
+    "log_format": _parse_log_format,
+    "metrics_token": _parse_secret,
+    "shutdown_grace_s": _number(float, "a number of seconds", 0),
+    "migrate_on_start": _parse_bool,
     "max_build_bytes": _number(int, "a whole number of bytes", 1),
     "build_wait_s": _number(float, "a number of seconds", 0),
     "build_sweep_interval_s": _number(float, "a number of seconds", 0.05),
