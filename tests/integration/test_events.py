@@ -7,10 +7,18 @@ import uuid
 import asyncpg
 import pytest
 
+from qgjob.settings import Settings
 from tests.conftest import Api
 from tests.integration.test_leases import claim, events, finished, register, submit
+from tests.support.scheduling import whole_keys
 
 pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """A claim takes a key whole, as these tests expect (tests/support/scheduling.py)."""
+    return whole_keys(settings)
 
 
 async def test_a_result_for_a_job_cancelled_while_it_ran_is_kept_on_its_attempt_only(

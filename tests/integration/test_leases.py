@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import uuid
 from typing import Any
 
@@ -13,15 +12,16 @@ import pytest
 
 from qgjob.settings import Settings
 from tests.conftest import Api
+from tests.support.scheduling import whole_keys
 
 pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """No cap on a lease's expected seconds: a lone worker gets a key whole, as these
-    protocol tests expect (tests/integration/test_claim_policy.py tests the batching)."""
-    return dataclasses.replace(settings, max_batch_s=0.0)
+    """A claim takes a key whole, as these protocol tests expect (tests/support/scheduling.py;
+    tests/integration/test_claim_policy.py tests the batching)."""
+    return whole_keys(settings)
 
 
 async def submit(

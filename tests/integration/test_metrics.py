@@ -15,6 +15,7 @@ from app.main import create_app
 from qgjob.settings import Secret, Settings
 from tests.conftest import Api
 from tests.integration.test_leases import claim, events, finished, register, submit
+from tests.support.scheduling import whole_keys
 from tests.support.servers import serve_in_loop
 
 pytestmark = pytest.mark.timeout(60)
@@ -23,7 +24,8 @@ SCRAPE_SECRET = "scrape-only-secret-for-tests"
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return dataclasses.replace(settings, metrics_token=Secret(SCRAPE_SECRET))
+    # A claim takes a key whole, as these tests expect (tests/support/scheduling.py).
+    return dataclasses.replace(whole_keys(settings), metrics_token=Secret(SCRAPE_SECRET))
 
 
 @pytest.fixture

@@ -7,12 +7,22 @@ from pathlib import Path
 
 import pytest
 
+from qgjob.settings import Settings
 from tests.conftest import Api
 from tests.integration.test_leases import claim, events, finished, register, submit
+from tests.support.scheduling import whole_keys
 from tests.support.servers import child_env
 from tests.support.workers import run_cli_async
 
 pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """A claim takes a key whole, as these tests expect (tests/support/scheduling.py)."""
+    return whole_keys(settings)
+
+
 FAILURE = "expect(received).toBe(1)\n  at tests/t2.spec.ts:4:7"
 
 
