@@ -28,6 +28,7 @@ from app.auth import TokenVerifier
 from app.database import create_pool
 from app.embedded import EmbeddedPostgres, start_embedded
 from app.errors import EXCEPTION_HANDLERS
+from app.github.service import DetailsUrl, running_github
 from app.local_token import ensure_local_token
 from app.migrations import migrate
 from app.openapi import build_openapi
@@ -40,7 +41,12 @@ from qgjob.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, *, services: Services | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    services: Services | None = None,
+    github_details_url: DetailsUrl | None = None,
+) -> Starlette:
     """The ASGI app. Its lifespan sets up the database and background loops, from
     `settings` or, when there are none, from `QGJOB_*` variables read as it starts; given
     `services` already running (as `serve` does), it uses those instead."""
@@ -55,7 +61,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             yield {"services": services}
             return
         resolved = settings if settings is not None else Settings.from_env()
-        async with running_services(resolved) as started:
+        async with running_services(resolved, github_details_url=github_details_url) as started:
             yield {"services": started}
 
     routes = [*api_routes(), Route("/openapi.json", openapi_json, methods=["GET"])]
@@ -63,8 +69,11 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
 
 @asynccontextmanager
-async def running_services(settings: Settings) -> AsyncIterator[Services]:
-    """Database (embedded unless QGJOB_DATABASE_URL is set), migrations, local token."""
+async def running_services(
+    settings: Settings, *, github_details_url: DetailsUrl | None = None
+) -> AsyncIterator[Services]:
+    """Database (embedded unless QGJOB_DATABASE_URL is set), migrations, local token, and
+    the GitHub App's loops when it is configured."""
     embedded: EmbeddedPostgres | None = None
     if settings.database_url is None:
         embedded = await asyncio.to_thread(start_embedded, settings.data_dir)
@@ -95,9 +104,14 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
                 ),
             ]
             try:
-                yield Services(
-                    settings=settings, pool=pool, tokens=TokenVerifier(pool), wakeups=wakeups
-                )
+                async with running_github(settings, pool, details_url=github_details_url) as github:
+                    yield Services(
+                        settings=settings,
+                        pool=pool,
+                        tokens=TokenVerifier(pool),
+                        wakeups=wakeups,
+                        github=github,
+                    )
             finally:
                 for task in background:
                     task.cancel()

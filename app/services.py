@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from app.auth import TokenVerifier
+from app.github.service import GitHubApp
 from app.wakeups import Wakeups
 from qgjob.settings import Settings
 
@@ -17,3 +18,4 @@ class Services:
     pool: asyncpg.Pool
     tokens: TokenVerifier
     wakeups: Wakeups
+    github: GitHubApp | None = None  # None: the GitHub App is not configured

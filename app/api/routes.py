@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api import groups, health, jobs, submissions, tokens, workers
+from app.api import github, groups, health, jobs, submissions, tokens, workers
 from app.api.schemas import (
     ClaimBody,
     ClaimedGroup,
@@ -281,6 +281,18 @@ _V1: tuple[Endpoint, ...] = (
         "health",
         public=True,
         errors=(503,),
+    ),
+    # GitHub App (docs/github-app.md): signed by GitHub, not by a bearer token.
+    Endpoint(
+        "POST",
+        "/github/webhooks",
+        github.receive_webhook,
+        "Receive a GitHub webhook delivery",
+        "github",
+        response=github.WebhookAck,
+        status=202,
+        errors=(400, 401, 413, 503),
+        public=True,
     ),
 )
 

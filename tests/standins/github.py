@@ -134,12 +134,17 @@ class FakeRepo:
     def full_name(self) -> str:
         return f"{self.owner}/{self.name}"
 
-    def commit(self, files: Mapping[str, bytes | str], *, branch: str | None = None) -> str:
-        """Record a snapshot; return its commit sha and move `branch` (default branch) to it."""
+    def commit(
+        self, files: Mapping[str, bytes | str], *, branch: str | None = None, sha: str | None = None
+    ) -> str:
+        """Record a snapshot; return its commit sha and move `branch` (default branch) to it.
+        `sha` names the commit (to match a recorded webhook payload); by default it is derived."""
         snapshot = {p: v.encode() if isinstance(v, str) else v for p, v in files.items()}
         root = self._write_tree(snapshot)
         parent = self.refs.get(branch or self.default_branch, "")
-        sha = _git_sha("commit", f"tree {root}\nparent {parent}\n{len(self.commits)}".encode())
+        sha = sha or _git_sha(
+            "commit", f"tree {root}\nparent {parent}\n{len(self.commits)}".encode()
+        )
         self.commits[sha] = root
         self.files[sha] = snapshot
         self.refs[branch or self.default_branch] = sha
@@ -332,7 +337,20 @@ class FakeGitHub:
     # -- inspecting --------------------------------------------------------------------------
 
     def check_runs_named(self, name: str) -> list[FakeCheckRun]:
-        return [run for run in self.check_runs.values() if run.name == name]
+        return [run for run in list(self.check_runs.values()) if run.name == name]
+
+    def check_runs_on(self, head_sha: str) -> list[FakeCheckRun]:
+        """The check runs of one commit, oldest first."""
+        runs = [run for run in list(self.check_runs.values()) if run.head_sha == head_sha]
+        return sorted(runs, key=lambda run: run.id)
+
+    def writes(self) -> list[RecordedRequest]:
+        """Check-run creates and updates that GitHub accepted, in order."""
+        return [
+            r
+            for r in list(self.requests)
+            if "/check-runs" in r.path and r.method in ("POST", "PATCH") and r.status < 300
+        ]
 
     def record_token(self, issued: IssuedToken) -> None:
         with self._lock:
