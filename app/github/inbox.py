@@ -9,19 +9,27 @@ taken again when the lease lapses. Transient GitHub errors retry with backoff, u
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 import asyncpg
 
 from app.github.handlers import dispatch
 from app.github.service import GitHubApp
-from app.store.deliveries import Delivery, claim_deliveries, finish_delivery, retry_delivery
+from app.store.deliveries import (
+    Delivery,
+    claim_deliveries,
+    finish_delivery,
+    release_delivery,
+    retry_delivery,
+)
 from github_app.errors import GitHubAppError, TransientApiError, retry_delay_s
 from github_app.events import DELIVERY_HEADER, EVENT_HEADER, parse_delivery
 from github_app.routing import Router
 
 logger = logging.getLogger(__name__)
-LEASE_S = 120.0
+LEASE_S = 60.0
 MAX_ATTEMPTS = 8
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
@@ -34,7 +42,13 @@ async def process_forever(app: GitHubApp) -> None:
             async with app.pool.acquire() as conn:
                 deliveries = await claim_deliveries(conn, limit=1, lease_s=LEASE_S)
             for delivery in deliveries:
-                await process(app, router, delivery)
+                try:
+                    await process(app, router, delivery)
+                except asyncio.CancelledError:
+                    # Shutting down: hand the delivery back now rather than when its lease lapses.
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(release_delivery(app.pool, delivery.delivery_id))
+                    raise
         except _DB_ERRORS as exc:
             logger.warning("inbox could not run: %s", exc)
             deliveries = []

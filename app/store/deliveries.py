@@ -89,6 +89,13 @@ async def retry_delivery(conn: Conn, delivery_id: str, *, delay_s: float, outcom
     await conn.execute(_RETRY, delivery_id, delay_s, outcome[:1000])
 
 
+async def release_delivery(conn: Conn, delivery_id: str) -> None:
+    """Give a leased delivery back (its processor is stopping); attempts keep counting."""
+    await conn.execute(
+        "UPDATE webhook_deliveries SET locked_until = NULL WHERE delivery_id = $1", delivery_id
+    )
+
+
 async def delivery_outcome(conn: Conn, delivery_id: str) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await conn.fetchrow(
         "SELECT * FROM webhook_deliveries WHERE delivery_id = $1", delivery_id
