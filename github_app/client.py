@@ -150,15 +150,22 @@ class GitHubClient:
         return token_from_json(self._json(response))
 
     async def installation_token(
-        self, installation_id: int, *, repositories: Sequence[str] | None = None
+        self,
+        installation_id: int,
+        *,
+        repositories: Sequence[str] | None = None,
+        permissions: Mapping[str, str] | None = None,
     ) -> InstallationToken:
-        """A cached token, minted when missing or within 5 minutes of expiry."""
-        key = TokenKey.of(installation_id, repositories)
+        """A cached token, minted when missing or within 5 minutes of expiry; `permissions`
+        narrows it (e.g. `{"contents": "read"}` for a worker's download)."""
+        key = TokenKey.of(installation_id, repositories, permissions)
         return await self.tokens.get_or_mint(
             key,
             now=self._clock,
             mint=lambda: self.create_installation_token(
-                installation_id, repositories=None if repositories is None else sorted(repositories)
+                installation_id,
+                repositories=None if repositories is None else sorted(repositories),
+                permissions=permissions,
             ),
         )
 

@@ -14,7 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
+from app.github.service import GitHubApp, default_details_url
+from app.github.tokens import source_token
 from app.main import create_app
+from github_app.client import GitHubClient
 from qgjob.settings import Settings
 from qgjob.types import Outcome
 from tests.standins.github import (
@@ -363,3 +366,33 @@ async def test_a_restart_mid_outbox_loses_nothing(
         await ScriptedWorker(url, await worker_token(rig, settings)).run_until_idle()
         (done,) = await check_runs(rig, PUSH_SHA, count=1, status="completed")
     assert done.id == queued.id and done.conclusion == "success"
+
+
+async def test_a_worker_gets_a_read_only_token_for_the_one_repository(
+    rig: GitHubRig, settings: Settings, app_key: tuple[bytes, bytes], fake: tuple[FakeGitHub, str]
+) -> None:
+    await rig.deliver("push", payload("push/with-new-branch"), delivery_id="push")
+    await rig.processed("push")
+    configured = github_settings(settings, api_url=fake[1], private_key=app_key[0])
+    async with GitHubClient(
+        app_id=APP_ID, private_key=app_key[0], base_url=fake[1], timeout_s=5
+    ) as client:
+        app = GitHubApp(
+            settings=configured, pool=rig.pool, client=client,
+            details_url=default_details_url("https://q.example"),
+        )  # fmt: skip
+        token = await source_token(app, org_id=ORG, repo=REPO)
+        assert token is not None and token.repositories == ("Hello-World",)
+        assert dict(token.permissions) == {"contents": "read"}
+        assert await source_token(app, org_id=ORG, repo=REPO) is token  # cached
+        assert await source_token(app, org_id="someone-else", repo=REPO) is None
+    async with httpx.AsyncClient(base_url=fake[1], follow_redirects=True) as http:
+        tarball = await http.get(
+            f"/repos/{REPO}/tarball/{PUSH_SHA}",
+            headers={"Authorization": f"Bearer {token.token.reveal()}"},
+        )
+    assert tarball.status_code == 200 and tarball.content[:2] == b"\x1f\x8b"  # gzip
+    minted = [r for r in rig.state.requests if r.path.endswith("/access_tokens")]
+    assert {"repositories": ["Hello-World"], "permissions": {"contents": "read"}} in [
+        r.body for r in minted
+    ]
