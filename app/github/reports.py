@@ -22,6 +22,12 @@ def state_of(*, total: int, finished: int, started: int, reason: str | None) -> 
     return RunState.QUEUED
 
 
+def _started(row: Mapping[str, Any]) -> bool:
+    """Leased to a worker (its group has started) or run at least once; the same rule as the
+    tracker's SQL (`live_check_runs`)."""
+    return row["status"] in ("ASSIGNED", "RUNNING") or row["started_at"] is not None
+
+
 def failure_line(path: str, error: str | None) -> int | None:
     """The line of `path` an error message points at (`…/login.spec.ts:42:7`), if any."""
     if not error:
@@ -55,7 +61,7 @@ def target_run(
         for row in rows
     )
     finished = sum(1 for row in rows if row["status"] in _TERMINAL)
-    started = sum(1 for row in rows if row["started_at"] is not None)
+    started = sum(1 for row in rows if _started(row))
     state = state_of(total=len(rows), finished=finished, started=started, reason=reason)
     starts = [row["started_at"] for row in rows if row["started_at"] is not None]
     ends = [row["finished_at"] for row in rows if row["finished_at"] is not None]

@@ -73,7 +73,8 @@ async def take_write(conn: TxConn) -> OwedWrite | None:
 async def pace(conn: Conn, installation_id: int, *, wait_s: float) -> None:
     """No write for this installation before `wait_s` seconds from now."""
     await conn.execute(
-        "UPDATE github_installations SET next_write_at = now() + make_interval(secs => $2) "
+        "UPDATE github_installations "
+        "SET next_write_at = clock_timestamp() + make_interval(secs => $2) "
         "WHERE installation_id = $1",
         installation_id,
         wait_s,

@@ -8,6 +8,7 @@ scripted worker finishes the jobs over the real worker protocol.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -396,3 +397,38 @@ async def test_a_worker_gets_a_read_only_token_for_the_one_repository(
     assert {"repositories": ["Hello-World"], "permissions": {"contents": "read"}} in [
         r.body for r in minted
     ]
+
+
+async def test_two_replicas_write_serially_and_spaced_per_installation(
+    settings: Settings, fake: tuple[FakeGitHub, str], app_key: tuple[bytes, bytes], pool: Any
+) -> None:
+    state, api_url = fake
+    repo: FakeRepo = state.repos[REPO.lower()]
+    config = 'targets = ["emulator", "device", "browserstack"]\n'
+    sha = add_commit(repo, "c" * 40, SPECS, config=config, branch="three")
+    configured = dataclasses.replace(
+        github_settings(settings, api_url=api_url, private_key=app_key[0]),
+        github_write_spacing_s=0.2,
+    )
+    state.slow(0.1, times=100, path="/check-runs")  # widen every write's window
+    push = copy.deepcopy(payload("push/with-new-branch"))
+    push.update(after=sha, ref="refs/heads/three")
+    suite = copy.deepcopy(payload("check_suite/requested"))
+    suite["check_suite"].update(head_sha=sha, head_branch="three")
+    suite["check_suite"]["app"]["id"] = APP_ID
+    suite["repository"] = repo_payload()
+    suite["installation"] = {"id": 1}
+    async with (
+        serve_in_loop(create_app(configured)) as one,
+        serve_in_loop(create_app(configured)) as two,
+    ):
+        await GitHubRig(state, one, pool).deliver("push", push, delivery_id="to-one")
+        await GitHubRig(state, two, pool).deliver("check_suite", suite, delivery_id="to-two")
+        rig = GitHubRig(state, one, pool)
+        outcomes = {await rig.processed("to-one"), await rig.processed("to-two")}
+        assert sum(o.startswith("run ") for o in outcomes) == 1, outcomes  # one run, not two
+        await check_runs(rig, sha, count=3, status="queued")
+    assert len(state.check_runs_on(sha)) == 3
+    assert state.max_writes_in_flight == 1
+    gaps = [b - a for a, b in zip(state.write_times, state.write_times[1:], strict=False)]
+    assert min(gaps) >= 0.2, gaps

@@ -275,6 +275,9 @@ class FakeGitHub:
         self.faults: list[Fault] = []
         self.truncate_recursive_over: int | None = None
         self.tokens_minted = 0
+        self.writes_in_flight = 0
+        self.max_writes_in_flight = 0  # check-run writes answered at the same time, at most
+        self.write_times: list[float] = []  # when each check-run write arrived (monotonic)
         self._lock = threading.Lock()
         self._next_id = 1000
 
@@ -726,6 +729,20 @@ def _endpoint(state: FakeGitHub, handler: Endpoint) -> Callable[[Request], Any]:
     """Wrap a handler with the staged faults and the request log."""
 
     async def endpoint(request: Request) -> Response:
+        is_write = request.method in ("POST", "PATCH") and "/check-runs" in request.url.path
+        if not is_write:
+            return await _answer(request)
+        with state._lock:
+            state.writes_in_flight += 1
+            state.max_writes_in_flight = max(state.max_writes_in_flight, state.writes_in_flight)
+            state.write_times.append(time.monotonic())
+        try:
+            return await _answer(request)
+        finally:
+            with state._lock:
+                state.writes_in_flight -= 1
+
+    async def _answer(request: Request) -> Response:
         raw = await request.body()
         fault = state.take_fault(request.method, request.url.path)
         response: Response | None = None

@@ -128,3 +128,11 @@ def test_github_settings_come_all_together_or_not_at_all() -> None:
     assert "pem" not in repr(settings)
     with pytest.raises(SettingsError, match="QGJOB_GITHUB_WEBHOOK_SECRET"):
         Settings.from_env({"QGJOB_GITHUB_APP_ID": "42", "QGJOB_GITHUB_PRIVATE_KEY": "pem"})
+
+
+def test_a_leased_job_counts_as_started_as_in_the_trackers_sql() -> None:
+    run = target_run(
+        [job("a", "ASSIGNED"), job("b", "PENDING")], run_id="r", target=Target.EMULATOR,
+        head_sha="s", details_url="u", reason=None, now=NOW,
+    )  # fmt: skip
+    assert run.state is RunState.IN_PROGRESS
