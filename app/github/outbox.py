@@ -11,6 +11,7 @@ create whose answer was lost makes a second check run, which the later updates i
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import asyncpg
 
@@ -68,7 +69,15 @@ async def send_one(app: GitHubApp) -> bool:
 async def _send(app: GitHubApp, conn: TxConn, write: OwedWrite) -> None:
     requests = write.requests
     installation_id, repo = write.installation_id, write.repo
-    if write.sent == 0 and write.github_id is None:
+    github_id = write.github_id
+    # After a failed try GitHub may have applied the request anyway (a timeout, a lost
+    # answer): look before sending again, so that neither the check run nor its annotations
+    # are doubled.
+    if write.attempts and github_id is None:
+        github_id = await _find_created(app, write)
+        if github_id is not None:
+            await record_github_id(conn, write.check_key, github_id)
+    if write.sent == 0 and github_id is None:
         body = {"name": requests["name"], "head_sha": requests["head_sha"], **requests["body"]}
         created = await app.client.create_check_run(
             installation_id=installation_id, repo=repo, body=body
@@ -79,18 +88,52 @@ async def _send(app: GitHubApp, conn: TxConn, write: OwedWrite) -> None:
             write.check_key, created.id, created.status,
         )  # fmt: skip
         return
-    assert write.github_id is not None
+    assert github_id is not None
     if write.sent == 0:
         body = {"name": requests["name"], **requests["body"]}
     else:
         body = requests["more"][write.sent - 1]
+    if (write.attempts or github_id != write.github_id) and _annotations(body):
+        shown = await app.client.get_check_run(
+            installation_id=installation_id, repo=repo, check_run_id=github_id
+        )
+        if shown.annotations_count >= annotations_through(requests, write.sent):
+            logger.info("check run write already applied check_key=%s", write.check_key)
+            return
     updated = await app.client.update_check_run(
-        installation_id=installation_id, repo=repo, check_run_id=write.github_id, body=body
+        installation_id=installation_id, repo=repo, check_run_id=github_id, body=body
     )
     logger.info(
         "check run updated check_key=%s github_id=%s status=%s conclusion=%s",
         write.check_key, updated.id, updated.status, updated.conclusion,
     )  # fmt: skip
+
+
+async def _find_created(app: GitHubApp, write: OwedWrite) -> int | None:
+    """The check run an earlier, unanswered create made, if GitHub has it."""
+    requests = write.requests
+    external_id = requests["body"].get("external_id")
+    found = await app.client.list_check_runs(
+        installation_id=write.installation_id, repo=write.repo, ref=requests["head_sha"],
+        check_name=requests["name"],
+    )  # fmt: skip
+    for run in found:
+        if external_id is not None and run.external_id == external_id:
+            return run.id
+    return None
+
+
+def _annotations(body: dict[str, Any]) -> list[Any]:
+    output = body.get("output") or {}
+    annotations: list[Any] = output.get("annotations") or []
+    return annotations
+
+
+def annotations_through(requests: dict[str, Any], index: int) -> int:
+    """How many annotations the check run shows once request `index` (0: the main body,
+    then `more`) has been applied: only completed renders carry any, all in this write."""
+    bodies = [requests["body"], *requests["more"]]
+    return sum(len(_annotations(body)) for body in bodies[: index + 1])
 
 
 async def _failed(app: GitHubApp, conn: TxConn, write: OwedWrite, exc: GitHubApiError) -> None:
@@ -110,6 +153,10 @@ async def _failed(app: GitHubApp, conn: TxConn, write: OwedWrite, exc: GitHubApi
         # A token GitHub does not know yet, or a key being rotated: keep the write, slowly.
         app.client.tokens.invalidate(write.installation_id)
         delay_s = min(MAX_BACKOFF_S, 2.0**attempt)
+    if delay_s is not None and exc.status is None:
+        # No answer: the request may still land. Give it twice the time a request may take
+        # before looking (see `_send`) and trying again, so a late one cannot land after ours.
+        delay_s = max(delay_s, 2 * app.settings.github_timeout_s)
     if delay_s is None:
         logger.error("GitHub refused a check-run write check_key=%s: %s", write.check_key, exc)
         await give_up(conn, write, error=str(exc))

@@ -722,6 +722,36 @@ async def _update_check_run(request: Request, state: FakeGitHub) -> Response:
     return _json(_check_run_json(state, run, str(request.base_url)), state)
 
 
+async def _get_check_run(request: Request, state: FakeGitHub) -> Response:
+    repo = _repo_access(request, state)
+    if isinstance(repo, Response):
+        return repo
+    run = state.check_runs.get(int(request.path_params["check_run_id"]))
+    if run is None or run.repo != repo.full_name:
+        return _error(404, "Not Found", state)
+    return _json(_check_run_json(state, run, str(request.base_url)), state)
+
+
+async def _list_check_runs(request: Request, state: FakeGitHub) -> Response:
+    """`GET /repos/{o}/{r}/commits/{ref}/check-runs`, with the `check_name` filter."""
+    repo = _repo_access(request, state)
+    if isinstance(repo, Response):
+        return repo
+    sha = repo.resolve(request.path_params["ref"])
+    if sha is None:
+        return _error(422, f"No commit found for SHA: {request.path_params['ref']}", state)
+    name = request.query_params.get("check_name")
+    runs = [
+        run for run in sorted(state.check_runs.values(), key=lambda r: -r.id)
+        if run.repo == repo.full_name and run.head_sha == sha and name in (None, run.name)
+    ]  # fmt: skip
+    base = str(request.base_url)
+    return _json(
+        {"total_count": len(runs), "check_runs": [_check_run_json(state, r, base) for r in runs]},
+        state,
+    )
+
+
 Endpoint = Callable[[Request, FakeGitHub], Any]
 
 
@@ -779,6 +809,8 @@ def create_app(state: FakeGitHub) -> Starlette:
         ("/repos/{owner}/{repo}/tarball/{ref:path}", _tarball, "GET"),
         ("/repos/{owner}/{repo}/check-runs", _create_check_run, "POST"),
         ("/repos/{owner}/{repo}/check-runs/{check_run_id:int}", _update_check_run, "PATCH"),
+        ("/repos/{owner}/{repo}/check-runs/{check_run_id:int}", _get_check_run, "GET"),
+        ("/repos/{owner}/{repo}/commits/{ref}/check-runs", _list_check_runs, "GET"),
         ("/_codeload/{owner}/{repo}/legacy.tar.gz/{sha}", _codeload, "GET"),
     ]
     app = Starlette(
