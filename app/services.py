@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 import asyncpg
 
 from app.auth import TokenVerifier
 from app.github.service import GitHubApp
+from app.metrics import Metrics
+from app.sources import NoSourceAccess, SourceAccess
+from app.storage import BlobStorage
 from app.wakeups import Wakeups
 from qgjob.settings import Settings
 
@@ -18,4 +22,14 @@ class Services:
     pool: asyncpg.Pool
     tokens: TokenVerifier
     wakeups: Wakeups
+    storage: BlobStorage
+    # Who hands workers a token to read a run's repository (the GitHub App fills this in).
+    source_access: SourceAccess = field(default_factory=NoSourceAccess)
+    metrics: Metrics = field(default_factory=Metrics)
+    # Set when the server begins a graceful shutdown: long-polls answer at once, readyz says 503.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
     github: GitHubApp | None = None  # None: the GitHub App is not configured
+
+    def begin_shutdown(self) -> None:
+        self.stopping.set()
+        self.wakeups.wake()

@@ -2,13 +2,14 @@
 
 `source_token(app, org_id=…, repo=…)` finds the active installation of `org_id` that covers
 `repo` and mints (or reuses, until 5 minutes before expiry) a token narrowed to that one
-repository with `contents: read` only. The claim's `source` can carry it once the service
-has a provider hook for it (see the report of issue 6).
+repository with `contents: read` only. `GitHubSourceAccess` is the service's `SourceAccess`
+when the App is configured, so a claimed job's `source` carries that token.
 """
 
 from __future__ import annotations
 
 from app.github.service import GitHubApp
+from app.sources import SourceGrant
 from github_app.auth import InstallationToken
 from github_app.client import split_repo
 
@@ -35,3 +36,17 @@ async def source_token(app: GitHubApp, *, org_id: str, repo: str) -> Installatio
     return await app.client.installation_token(
         installation_id, repositories=[name], permissions=READ_ONLY
     )
+
+
+class GitHubSourceAccess:
+    """The service's `SourceAccess` when the App is configured: claimed jobs of a run from a
+    repository the App is installed on carry a read-only token for it."""
+
+    def __init__(self, app: GitHubApp) -> None:
+        self.app = app
+
+    async def grant(self, *, org_id: str, repo: str) -> SourceGrant | None:
+        token = await source_token(self.app, org_id=org_id, repo=repo)
+        if token is None:
+            return None
+        return SourceGrant(token=token.token.reveal(), api_url=self.app.settings.github_api_url)

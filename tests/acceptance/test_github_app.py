@@ -81,7 +81,7 @@ async def rig(
 ) -> AsyncIterator[GitHubRig]:
     configured = github_settings(settings, api_url=fake[1], private_key=app_key[0])
     async with serve_in_loop(create_app(configured)) as url:
-        yield GitHubRig(fake[0], url, pool)
+        yield GitHubRig(fake[0], url, pool, state_url=fake[1])
 
 
 async def worker_token(rig: GitHubRig, settings: Settings) -> str:
@@ -182,6 +182,11 @@ async def test_a_push_runs_the_specs_and_completes_its_check_run_with_the_result
         errors={"tests/login.spec.ts": "expected Welcome\n  at tests/login.spec.ts:12:5"},
     )  # fmt: skip
     assert await worker.run_until_idle(hold_s=0.5) == 3
+    # The worker was handed a read-only token for this one repository (to fetch its tarball).
+    source = worker.sources[0]
+    assert (source.repo, source.head_sha, source.api_url) == (REPO, PUSH_SHA, rig.state_url)
+    assert source.token is not None and source.token in rig.state.tokens
+    assert rig.state.tokens[source.token].repositories == frozenset({"Hello-World"})
     (done,) = await check_runs(rig, PUSH_SHA, count=1, status="completed")
     assert done.conclusion == "failure"
     assert [b.get("status") for b in done.bodies][:2] == ["queued", "in_progress"]

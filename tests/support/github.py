@@ -22,7 +22,7 @@ import httpx
 from github_app.signatures import sign
 from qgjob.settings import Secret, Settings
 from qgjob.types import Outcome, Target
-from qgjob.worker_api import JobFinished, JobStarted, SetupDone, WorkerApi
+from qgjob.worker_api import JobFinished, JobSource, JobStarted, SetupDone, WorkerApi
 from tests.standins.github import FakeGitHub, FakeRepo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -88,6 +88,7 @@ class GitHubRig:
     service_url: str
     pool: Any
     delivered: list[str] = field(default_factory=list)
+    state_url: str = ""  # the fake GitHub's base URL
 
     async def deliver(
         self,
@@ -159,6 +160,7 @@ class ScriptedWorker:
     outcomes: Mapping[str, Outcome] = field(default_factory=dict)
     errors: Mapping[str, str] = field(default_factory=dict)
     target: Target = Target.EMULATOR
+    sources: list[JobSource] = field(default_factory=list)  # what each claimed group said
 
     async def run_until_idle(self, *, idle_s: float = 1.0, hold_s: float = 0.0) -> int:
         """Claim and finish groups until none comes for `idle_s`; returns jobs finished.
@@ -173,6 +175,8 @@ class ScriptedWorker:
                 group = await api.claim(worker_id, wait_s=idle_s)
                 if group is None:
                     return done
+                if group.source is not None:
+                    self.sources.append(group.source)
                 await api.send_events(group.group_id, group.lease_token, [
                     SetupDone(install_ms=1500), *(JobStarted(j.job_id) for j in group.jobs)
                 ])  # fmt: skip
