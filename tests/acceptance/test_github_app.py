@@ -470,3 +470,28 @@ async def test_past_50_failures_the_annotations_follow_in_further_updates(
     sizes = [len((b.get("output") or {}).get("annotations") or []) for b in done.bodies]
     assert [n for n in sizes if n] == [50, 10]
     assert done.conclusion == "failure"
+
+
+async def test_a_delivery_acknowledged_before_a_restart_is_processed_after_it(
+    settings: Settings, fake: tuple[FakeGitHub, str], app_key: tuple[bytes, bytes], pool: Any
+) -> None:
+    state, api_url = fake
+    configured = github_settings(settings, api_url=api_url, private_key=app_key[0])
+    state.fail(1000, status=503, method="GET", path="/contents/")  # GitHub down for reads
+    async with serve_in_loop(create_app(configured)) as url:
+        answer = await GitHubRig(state, url, pool).deliver(
+            "push", payload("push/with-new-branch"), delivery_id="kept"
+        )
+        assert answer.status_code == 202
+        await eventually(
+            lambda: pool.fetchval(
+                "SELECT attempts > 0 FROM webhook_deliveries WHERE delivery_id = 'kept'"
+            ),
+            what="a first, failed try",
+        )
+    assert await pool.fetchval("SELECT count(*) FROM runs") == 0
+    state.faults.clear()
+    async with serve_in_loop(create_app(configured)) as url:
+        rig = GitHubRig(state, url, pool)
+        assert (await rig.processed("kept")).startswith("run ")
+        await check_runs(rig, PUSH_SHA, count=1, status="queued")
