@@ -43,6 +43,7 @@ from tests.support.github import (
     payload,
     settled,
 )
+from tests.support.scheduling import whole_keys
 from tests.support.servers import serve_in_loop
 
 pytestmark = pytest.mark.skipif(not OPENAPI.exists(), reason="../shared/github is absent")
@@ -56,6 +57,12 @@ CONFIG = (
     'targets = ["emulator"]\napp_version_id = "build-{short_sha}-{branch}"\npriority = "high"\n'
 )
 ORG = "codertocat"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """A claim takes a key whole, as these tests expect (tests/support/scheduling.py)."""
+    return whole_keys(settings)
 
 
 @pytest.fixture(scope="module")
