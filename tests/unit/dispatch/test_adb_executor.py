@@ -23,12 +23,17 @@ from qgjob.types import Outcome, Target
 from tests.standins.fake_adb import FakeDevice, read_state, write_state
 from tests.support.executors import ADB, NPX, DirectoryBuilds, group, spec, workspace
 
-LISTING = """List of devices attached
-emulator-5554          device product:sdk_gphone64_x86_64 model:sdk_gphone64_x86_64 device:emu64xa transport_id:1
-R58M123ABC             unauthorized usb:1-1 transport_id:2
-0123ABCD               no permissions (user in plugdev group; are your udev rules wrong?); see [http://developer.android.com/tools/device.html] usb:1-2 transport_id:3
-
-"""
+LISTING = "\n".join(
+    [
+        "List of devices attached",
+        "emulator-5554          device product:sdk_gphone64_x86_64 "
+        "model:sdk_gphone64_x86_64 device:emu64xa transport_id:1",
+        "R58M123ABC             unauthorized usb:1-1 transport_id:2",
+        "0123ABCD               no permissions (user in plugdev group; are your udev rules "
+        "wrong?); see [http://developer.android.com/tools/device.html] usb:1-2 transport_id:3",
+        "",
+    ]
+)
 
 
 def test_devices_are_parsed_with_their_state_and_properties() -> None:
