@@ -71,6 +71,12 @@ class Settings:
     db_pool_size: int = 10
     db_connect_timeout_s: float = 30.0
     log_level: str = "INFO"
+    # Executors (issue 4): the programs the adb executor drives, BrowserStack's API, and
+    # where host-wide locks (devices, the one AppWright run, BrowserStack slots) live.
+    npx: str = "npx"
+    adb: str = "adb"
+    browserstack_api_url: str = "https://api-cloud.browserstack.com"
+    lock_dir: Path | None = None  # None: <tmp>/qgjob-locks-<uid>
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -182,4 +188,8 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "db_pool_size": _number(int, "a whole number", 1),
     "db_connect_timeout_s": _number(float, "a number of seconds", 0),
     "log_level": _parse_log_level,
+    "npx": _parse_str,
+    "adb": _parse_str,
+    "browserstack_api_url": _parse_server_url,
+    "lock_dir": _parse_path,
 }

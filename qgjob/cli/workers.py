@@ -12,12 +12,13 @@ import logging
 import os
 import socket
 import sys
-from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from qgjob.cli.context import call_api, reporting_errors, resolve_token, settings_of
+from qgjob.cli.executors import ExecutorChoice, ExecutorKind, check, make_executor
 from qgjob.cli.fleet import run_tree, workers_table
 from qgjob.cli.inputs import (
     BadInput,
@@ -38,12 +39,6 @@ MAX_CAPACITY = 64
 MAX_CLAIM_WAIT_S = 60.0
 
 
-class ExecutorKind(StrEnum):
-    """What runs the jobs (the device and BrowserStack executors come next)."""
-
-    LOCAL = "local"
-
-
 @app.command()
 def worker(
     ctx: typer.Context,
@@ -55,9 +50,9 @@ def worker(
         str | None, typer.Option("--name", help="Name shown by `qgjob workers` (default: host).")
     ] = None,
     capacity: Annotated[int, typer.Option("--capacity", help="Groups run at once.")] = 1,
-    executor: Annotated[str, typer.Option("--executor", help="What runs the jobs: local.")] = (
-        ExecutorKind.LOCAL.value
-    ),
+    executor: Annotated[
+        str, typer.Option("--executor", help="What runs the jobs: local, adb or browserstack.")
+    ] = ExecutorKind.LOCAL.value,
     command: Annotated[
         str | None,
         typer.Option(
@@ -89,6 +84,52 @@ def worker(
         list[str] | None,
         typer.Option("--label", help="KEY=VALUE describing this worker; repeat for several."),
     ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help="adb: the serial to use (default: the first free one)."),
+    ] = None,
+    project: Annotated[
+        str | None,
+        typer.Option(
+            "--project",
+            help="adb/browserstack: the AppWright project (default: android-emulator, "
+            "android-device or android-browserstack, after the target).",
+        ),
+    ] = None,
+    package: Annotated[
+        str | None,
+        typer.Option(
+            "--package",
+            help="adb: the app's package name, to uninstall it on a signature or version conflict.",
+        ),
+    ] = None,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            help="A checkout of the test project on this host: jobs run there "
+            "(default: the current directory).",
+        ),
+    ] = None,
+    retries: Annotated[
+        int, typer.Option("--retries", help="adb/browserstack: AppWright's --retries.")
+    ] = 1,
+    test_timeout: Annotated[
+        float,
+        typer.Option("--test-timeout", help="adb/browserstack: seconds per test attempt."),
+    ] = 600.0,
+    boot_timeout: Annotated[
+        float,
+        typer.Option("--boot-timeout", help="adb: seconds to wait for an emulator to boot."),
+    ] = 300.0,
+    allow_missing_build: Annotated[
+        bool,
+        typer.Option(
+            "--allow-missing-build",
+            help="adb/browserstack, for `qgjob up` only: a group with no uploaded build gets "
+            "a placeholder file (SIMULATED) instead of failing.",
+        ),
+    ] = False,
 ) -> None:
     """Run a worker: claim groups of jobs from the server and run them until stopped."""
     with reporting_errors():
@@ -107,23 +148,33 @@ def worker(
             else require_positive_float(job_timeout, option="--job-timeout")
         )
         worker_name = require_text(name, option="--name") if name is not None else _host_name()
-        if kind is ExecutorKind.LOCAL and command is None:
-            raise BadInput(
-                "--executor local needs --command, the shell command run for each job "
-                "(e.g. --command 'npx appwright test {test_path} --project android')"
-            )
+        if workspace is not None and not workspace.is_dir():
+            raise BadInput(f"--workspace must be an existing directory (got {str(workspace)!r})")
+        choice = ExecutorChoice(
+            kind=kind,
+            targets=chosen,
+            capacity=capacity,
+            command=command,
+            prepare_command=prepare_command,
+            job_timeout_s=timeout_s,
+            device=device,
+            project=project,
+            package=package,
+            workspace=workspace,
+            retries=retries,
+            test_timeout_s=test_timeout,
+            boot_timeout_s=boot_timeout,
+            allow_missing_build=allow_missing_build,
+        )
+        check(choice, os.environ)
         from dispatch.agent import Agent, AgentConfig, serve
         from dispatch.executors.local import LocalExecutor
 
-        try:
-            runner = LocalExecutor(
-                command=command or "",
-                prepare_command=prepare_command,
-                job_timeout_s=timeout_s,
-                env=os.environ,
-            )
-        except ValueError as exc:
-            raise BadInput(str(exc)) from None
+        if kind is ExecutorKind.LOCAL:
+            try:
+                LocalExecutor(command=command or "", prepare_command=prepare_command)
+            except ValueError as exc:
+                raise BadInput(str(exc)) from None
         config = AgentConfig(
             name=worker_name[:100],
             targets=chosen,
@@ -136,6 +187,7 @@ def worker(
 
         async def go() -> int:
             async with WorkerApi(settings.server_url, resolve_token(settings)) as api:
+                runner = make_executor(choice, settings=settings, api=api, env=os.environ)
                 return await serve(Agent(api, runner, config))
 
         code = asyncio.run(go())
