@@ -38,13 +38,15 @@ from dispatch.errors import InfrastructureError, JobError
 from dispatch.executors.appwright import (
     AppwrightOptions,
     HostLock,
+    close_parts,
     job_result,
+    locate,
     release,
     run_spec,
-    spec_path,
 )
 from dispatch.executors.base import BuildFetcher, JobResult, JobSpec, PrepareResult
 from dispatch.processes import Completed, run_shell
+from dispatch.sources import Sources
 from qgjob.types import Target
 from qgjob.worker_api import ClaimedGroup
 
@@ -140,6 +142,7 @@ class AdbExecutor:
         appwright: AppwrightOptions,
         builds: BuildFetcher | None,
         lock_dir: Path,
+        sources: Sources | None = None,
         placeholder_dir: Path | None = None,
         env: Mapping[str, str],
     ) -> None:
@@ -148,6 +151,7 @@ class AdbExecutor:
         self.options = options
         self.appwright = appwright
         self.builds = builds
+        self.sources = sources
         self.lock_dir = lock_dir
         self.placeholder_dir = placeholder_dir or lock_dir / "placeholder-builds"
         self._env = {k: v for k, v in env.items() if k not in WITHHELD_ENV}
@@ -178,7 +182,7 @@ class AdbExecutor:
         prepared = self._groups.get(job.group_id)
         if prepared is None:
             raise InfrastructureError("the group was not prepared on this worker", code="state")
-        spec = spec_path(self.appwright.workspace, job.test_path)
+        root, spec = await locate(job, workspace=self.appwright.workspace, sources=self.sources)
         env = {
             **self._env,
             "QGJOB_BUILD_PATH": str(prepared.apk),
@@ -187,10 +191,14 @@ class AdbExecutor:
         }
         # Appium on port 4723 and `pkill -f appium` after each test: one run per host.
         async with self._host.held():
-            done = await run_spec(self.appwright, spec, env=env, cancel=cancel)
+            done = await run_spec(self.appwright, spec, env=env, cancel=cancel, cwd=root)
         return job_result(done)
 
     async def close(self) -> None:
+        await self._release_device()
+        await close_parts(self.builds, self.sources)
+
+    async def _release_device(self) -> None:
         if self._serial_fd is not None:
             release(self._serial_fd)
             self._serial_fd, self._serial = None, None
@@ -239,7 +247,7 @@ class AdbExecutor:
                 if listed.get(self._serial, AdbDevice(self._serial, "gone")).state == "device":
                     return self._serial
                 gone = listed.get(self._serial)
-                await self.close()  # let another worker have it once it comes back
+                await self._release_device()  # another worker may have it when it is back
                 raise InfrastructureError(
                     f"device {self._serial} is {gone.state if gone else 'no longer attached'}",
                     code="device_lost",

@@ -32,9 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dispatch.errors import InfrastructureError, JobError
-from dispatch.executors.base import JobResult
+from dispatch.executors.base import JobResult, JobSpec
 from dispatch.processes import DEFAULT_TAIL_BYTES, Completed, Stop, run_shell
 from dispatch.results import Report, SpecResult, read_report
+from dispatch.sources import Sources
 from qgjob.types import Outcome
 
 logger = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ class AppwrightOptions:
     """How AppWright is run: the program, the project and the limits."""
 
     project: str
-    workspace: Path  # the AppWright project: appwright.config.ts, tests/, node_modules/
+    workspace: Path  # the AppWright project (appwright.config.ts, tests/, node_modules/)
     npx: str = DEFAULT_NPX  # may be several words, e.g. "python3 tests/standins/fake_npx.py"
     retries: int = 0
     test_timeout_s: float = 600.0  # Playwright's --timeout, per test attempt
@@ -118,6 +119,15 @@ class SpecRun:
     error: str | None
 
 
+async def locate(job: JobSpec, *, workspace: Path, sources: Sources | None) -> tuple[Path, Path]:
+    """(project root, absolute spec path) of a job: a checkout of the run's repository when
+    `sources` has one for it (`dispatch.sources`), else the workspace."""
+    if sources is not None:
+        project = await sources.project(job.source)
+        return project.root.resolve(), _usable(project.spec(job.test_path))
+    return workspace, spec_path(workspace, job.test_path)
+
+
 def spec_path(workspace: Path, test_path: str) -> Path:
     """The spec's absolute path in the workspace; JobError when it is not there or unusable."""
     path = Path(test_path)
@@ -128,6 +138,10 @@ def spec_path(workspace: Path, test_path: str) -> Path:
             f"spec {test_path} is not in the workspace {workspace} (looked for {absolute})",
             code="spec_not_found",
         )
+    return _usable(absolute)
+
+
+def _usable(absolute: Path) -> Path:
     if any(c.isspace() for c in str(absolute)):
         raise JobError(
             f"spec path {absolute} contains a space; AppWright splits its arguments on "
@@ -167,6 +181,7 @@ async def run_spec(
     *,
     env: Mapping[str, str],
     cancel: asyncio.Event | None,
+    cwd: Path | None = None,
 ) -> SpecRun:
     """Run AppWright on one spec and read its report (see the module docstring)."""
     with tempfile.TemporaryDirectory(prefix="qgjob-appwright-") as scratch:
@@ -183,7 +198,7 @@ async def run_spec(
             done = await run_shell(
                 shlex.join(argv),
                 env=run_env,
-                cwd=options.workspace,
+                cwd=cwd or options.workspace,
                 timeout_s=options.job_timeout_s,
                 cancel=cancel,
                 kill_grace_s=options.kill_grace_s,
@@ -240,3 +255,11 @@ def job_result(run: SpecRun, *, artifacts: Mapping[str, str] | None = None) -> J
         artifacts=dict(artifacts or {}),
         log=run.completed.output,
     )
+
+
+async def close_parts(*parts: object) -> None:
+    """Close what an executor was given that has an async `close()` (build cache, sources)."""
+    for part in parts:
+        close = getattr(part, "close", None)
+        if close is not None:
+            await close()

@@ -45,13 +45,15 @@ from dispatch.errors import InfrastructureError, JobError
 from dispatch.executors.appwright import (
     AppwrightOptions,
     HostLock,
+    close_parts,
     job_result,
+    locate,
     release,
     run_spec,
-    spec_path,
 )
 from dispatch.executors.base import BuildFetcher, JobResult, JobSpec, PrepareResult
 from dispatch.results import SpecResult
+from dispatch.sources import Sources
 from qgjob.browserstack_apps import AppKey, BrowserStackApps
 from qgjob.errors import QgjobError
 from qgjob.worker_api import ClaimedGroup
@@ -93,6 +95,7 @@ class BrowserStackExecutor:
         appwright: AppwrightOptions,
         builds: BuildFetcher | None,
         lock_dir: Path,
+        sources: Sources | None = None,
         env: Mapping[str, str],
         options: BrowserStackOptions | None = None,
         placeholder_dir: Path | None = None,
@@ -101,6 +104,7 @@ class BrowserStackExecutor:
         self.apps = apps
         self.appwright = appwright
         self.builds = builds
+        self.sources = sources
         self.lock_dir = lock_dir
         self.options = options or BrowserStackOptions()
         self.placeholder_dir = placeholder_dir or lock_dir / "placeholder-builds"
@@ -127,7 +131,7 @@ class BrowserStackExecutor:
         prepared = self._groups.get(job.group_id)
         if prepared is None:
             raise InfrastructureError("the group was not prepared on this worker", code="state")
-        spec = spec_path(self.appwright.workspace, job.test_path)
+        root, spec = await locate(job, workspace=self.appwright.workspace, sources=self.sources)
         env = {
             **self._env,
             "BROWSERSTACK_USERNAME": self.api.credentials.username,
@@ -136,12 +140,13 @@ class BrowserStackExecutor:
             "QGJOB_BROWSERSTACK_APP_URL": prepared.app_url,
         }
         async with self._slot():
-            done = await run_spec(self.appwright, spec, env=env, cancel=cancel)
+            done = await run_spec(self.appwright, spec, env=env, cancel=cancel, cwd=root)
         artifacts = await self._session_artifacts(done.spec) if done.spec else {}
         return job_result(done, artifacts=artifacts)
 
     async def close(self) -> None:
         await self.api.aclose()
+        await close_parts(self.builds, self.sources)
 
     # --- the build and its upload ----------------------------------------------------------
 

@@ -20,7 +20,9 @@ from qgjob.types import Target
 from qgjob.worker_api import WorkerApi
 
 if TYPE_CHECKING:
+    from dispatch.buildcache import BuildCache
     from dispatch.executors.base import Executor
+    from dispatch.sources import Sources
 
 # The projects of examples/appwright.config.ts, one per target.
 DEFAULT_PROJECTS = {
@@ -54,6 +56,17 @@ class ExecutorChoice:
     test_timeout_s: float = 600.0
     boot_timeout_s: float = 300.0
     allow_missing_build: bool = False
+
+    @property
+    def needs_build(self) -> bool:
+        """Whether the worker must only take groups with an uploaded build."""
+        return self.kind is not ExecutorKind.LOCAL and not self.allow_missing_build
+
+    def project_root(self) -> Path | None:
+        """Where jobs run when the run names no repository to check out."""
+        if self.kind is ExecutorKind.LOCAL:
+            return self.workspace
+        return (self.workspace or Path.cwd()).resolve()
 
     @property
     def appwright_project(self) -> str:
@@ -114,9 +127,16 @@ def _check_browserstack(choice: ExecutorChoice, env: Mapping[str, str]) -> None:
 
 
 def make_executor(
-    choice: ExecutorChoice, *, settings: Settings, api: WorkerApi, env: Mapping[str, str]
+    choice: ExecutorChoice,
+    *,
+    settings: Settings,
+    api: WorkerApi,
+    env: Mapping[str, str],
+    builds: BuildCache,
+    sources: Sources,
 ) -> Executor:
-    """The executor for `choice` (checked first with `check`)."""
+    """The executor for `choice` (checked first with `check`), fetching builds through
+    `builds` and finding specs through `sources`; it closes both when it is closed."""
     from dispatch.executors.appwright import AppwrightOptions, default_lock_dir
     from dispatch.executors.local import LocalExecutor
 
@@ -127,8 +147,10 @@ def make_executor(
             job_timeout_s=choice.job_timeout_s,
             env=env,
             cwd=choice.workspace,
+            builds=builds,
+            sources=sources,
         )
-    workspace = (choice.workspace or Path.cwd()).resolve()
+    workspace = choice.project_root() or Path.cwd()
     appwright = AppwrightOptions(
         project=choice.appwright_project,
         workspace=workspace,
@@ -152,7 +174,8 @@ def make_executor(
                 allow_missing_build=choice.allow_missing_build,
             ),
             appwright=appwright,
-            builds=None,
+            builds=builds,
+            sources=sources,
             lock_dir=lock_dir,
             placeholder_dir=placeholders,
             env=env,
@@ -167,7 +190,8 @@ def make_executor(
         api=BrowserStackApi(base_url=settings.browserstack_api_url, credentials=credentials),
         apps=BrowserStackApps(api),
         appwright=appwright,
-        builds=None,
+        builds=builds,
+        sources=sources,
         lock_dir=lock_dir,
         env=env,
         options=BrowserStackOptions(allow_missing_build=choice.allow_missing_build),

@@ -23,12 +23,13 @@ from qgjob.cli.fleet import run_tree, workers_table
 from qgjob.cli.inputs import (
     BadInput,
     parse_choice,
+    parse_size,
     parse_uuid,
     require_positive_float,
     require_text,
 )
 from qgjob.cli.output import as_json, info, make_console, print_json
-from qgjob.settings import Settings
+from qgjob.settings import Settings, default_cache_dir
 from qgjob.types import Target
 from qgjob.worker_api import WorkerApi, WorkerRecord
 
@@ -103,12 +104,35 @@ def worker(
             help="adb: the app's package name, to uninstall it on a signature or version conflict.",
         ),
     ] = None,
+    needs_build: Annotated[
+        bool,
+        typer.Option(
+            "--needs-build",
+            help="Take only groups whose build was uploaded; fetch it into the build cache "
+            "before the group (its path is in QGJOB_BUILD_PATH).",
+        ),
+    ] = False,
+    build_cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--build-cache",
+            envvar="QGJOB_BUILD_CACHE",
+            help="Directory of downloaded builds, shared by the workers of this host "
+            "(default: the user cache dir).",
+            show_default=False,
+        ),
+    ] = None,
+    build_cache_size: Annotated[
+        str,
+        typer.Option("--build-cache-size", help="Evict least recently used builds past this."),
+    ] = "20GiB",
     workspace: Annotated[
         Path | None,
         typer.Option(
             "--workspace",
-            help="A checkout of the test project on this host: jobs run there "
-            "(default: the current directory).",
+            help="A checkout of the test project on this host: jobs run there (specs of "
+            "runs with a repository the service grants access to are checked out instead). "
+            "Default: the current directory.",
         ),
     ] = None,
     retries: Annotated[
@@ -167,8 +191,13 @@ def worker(
             allow_missing_build=allow_missing_build,
         )
         check(choice, os.environ)
+        cache_bytes = parse_size(build_cache_size, option="--build-cache-size")
+        cache_root = default_cache_dir()
+        builds_dir = build_cache or cache_root / "builds"
         from dispatch.agent import Agent, AgentConfig, serve
+        from dispatch.buildcache import BuildCache
         from dispatch.executors.local import LocalExecutor
+        from dispatch.sources import Sources
 
         if kind is ExecutorKind.LOCAL:
             try:
@@ -182,12 +211,24 @@ def worker(
             labels=_parse_labels(labels or []),
             heartbeat_interval_s=interval_s,
             claim_wait_s=min(settings.claim_timeout_s, MAX_CLAIM_WAIT_S),
+            needs_build=needs_build or choice.needs_build,
         )
         _configure_logging(settings)
 
         async def go() -> int:
             async with WorkerApi(settings.server_url, resolve_token(settings)) as api:
-                runner = make_executor(choice, settings=settings, api=api, env=os.environ)
+                runner = make_executor(
+                    choice,
+                    settings=settings,
+                    api=api,
+                    env=os.environ,
+                    builds=BuildCache(builds_dir, cache_bytes, api=api, pin_limit=capacity),
+                    sources=Sources(
+                        cache_dir=cache_root / "sources",
+                        workspace=choice.project_root(),
+                        npm=settings.npm,
+                    ),
+                )
                 return await serve(Agent(api, runner, config))
 
         code = asyncio.run(go())
