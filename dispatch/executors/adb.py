@@ -41,6 +41,7 @@ from dispatch.executors.appwright import (
     close_parts,
     job_result,
     locate,
+    named_build,
     release,
     run_spec,
 )
@@ -207,8 +208,20 @@ class AdbExecutor:
 
     async def _build(self, group: ClaimedGroup) -> Path:
         if group.build is not None and self.builds is not None:
-            apk = await self.builds.fetch(group.build)
-        elif self.options.allow_missing_build:
+            if not group.build.filename.lower().endswith(".apk"):
+                raise JobError(
+                    f"the {self.options.target} executor installs .apk builds; "
+                    f"{group.build.filename} is not one",
+                    code="unsupported_build",
+                )
+            blob = await self.builds.fetch(group.build)
+            return named_build(
+                blob,
+                filename=group.build.filename,
+                sha256=group.build.sha256,
+                directory=self.lock_dir / "named-builds",
+            )
+        if self.options.allow_missing_build:
             apk = self._placeholder(group.app_version_id)
             logger.warning(
                 "SIMULATED: no build uploaded for app_version_id=%s; installing placeholder %s",
@@ -216,19 +229,13 @@ class AdbExecutor:
                 apk,
             )
             return apk
-        else:
-            raise JobError(
-                f"no build is registered for app version {group.app_version_id}; upload one "
-                "with `qgjob build upload`",
-                code="no_build",
-            )
-        if apk.suffix.lower() != ".apk":
-            raise JobError(
-                f"the {self.options.target} executor installs .apk builds; "
-                f"{group.build.filename} is not one",
-                code="unsupported_build",
-            )
-        return apk
+        if group.build is not None:
+            raise InfrastructureError("this worker has no build cache", code="no_build_cache")
+        raise JobError(
+            f"no build is registered for app version {group.app_version_id}; upload one "
+            "with `qgjob build upload`",
+            code="no_build",
+        )
 
     def _placeholder(self, app_version_id: str) -> Path:
         name = re.sub(r"[^A-Za-z0-9._-]", "_", app_version_id)[:100] or "build"

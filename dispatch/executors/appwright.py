@@ -151,6 +151,22 @@ def _usable(absolute: Path) -> Path:
     return absolute
 
 
+def named_build(blob: Path, *, filename: str, sha256: str, directory: Path) -> Path:
+    """A link named `<directory>/<sha256>/<filename>` to a cached build.
+
+    The build cache keeps files by sha256 with no extension, while adb only installs files
+    named `*.apk`, AppWright checks `buildPath`'s extension and BrowserStack reads the upload's
+    file name: they get this link, re-pointed at the blob each time."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename).name) or "build"
+    link = directory / sha256 / name
+    link.parent.mkdir(parents=True, exist_ok=True)
+    temporary = link.with_name(f".{name}.{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(blob.resolve())
+    os.replace(temporary, link)
+    return link
+
+
 def spec_filter(path: Path) -> str:
     """`path` as a Playwright filter matching that file only (escaped, anchored at the end)."""
     return _REGEX_SPECIALS.sub(r"\\\1", path.as_posix()) + "$"

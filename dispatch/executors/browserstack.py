@@ -48,6 +48,7 @@ from dispatch.executors.appwright import (
     close_parts,
     job_result,
     locate,
+    named_build,
     release,
     run_spec,
 )
@@ -152,14 +153,22 @@ class BrowserStackExecutor:
 
     async def _build(self, group: ClaimedGroup) -> tuple[Path, str]:
         if group.build is not None and self.builds is not None:
-            path = await self.builds.fetch(group.build)
-            if not path.name.lower().endswith(BROWSERSTACK_EXTENSIONS):
+            if not group.build.filename.lower().endswith(BROWSERSTACK_EXTENSIONS):
                 raise JobError(
                     f"BrowserStack takes {', '.join(BROWSERSTACK_EXTENSIONS)} builds; "
                     f"{group.build.filename} is not one",
                     code="unsupported_build",
                 )
+            blob = await self.builds.fetch(group.build)
+            path = named_build(
+                blob,
+                filename=group.build.filename,
+                sha256=group.build.sha256,
+                directory=self.lock_dir / "named-builds",
+            )
             return path, group.build.sha256
+        if group.build is not None:
+            raise InfrastructureError("this worker has no build cache", code="no_build_cache")
         if not self.options.allow_missing_build:
             raise JobError(
                 f"no build is registered for app version {group.app_version_id}; upload one "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -17,7 +18,7 @@ import pytest
 from qgjob.settings import Settings
 from tests.conftest import Api
 from tests.standins.browserstack import browserstack_state, create_browserstack_app, serve_in_thread
-from tests.standins.fake_adb import FakeDevice, write_state
+from tests.standins.fake_adb import FakeDevice, read_state, write_state
 from tests.support.executors import ADB, NPX, spec, workspace
 from tests.support.servers import child_env
 from tests.support.workers import WorkerProcess
@@ -44,6 +45,18 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         await asyncio.sleep(0.1)
+
+
+async def upload_build(api: Api, content: bytes) -> None:
+    """The app build, through the builds API, as `qgjob build upload` sends it."""
+    async with api.client(await api.token(ORG)) as client:
+        answer = await client.post(
+            "/v1/builds",
+            params={"org_id": ORG, "app_version_id": "7.1.0", "filename": "shoply.apk"},
+            content=content,
+            headers={"Content-Type": "application/vnd.android.package-archive"},
+        )
+    assert answer.status_code in (200, 201), answer.text
 
 
 async def submit(api: Api, tests: list[str], target: str) -> dict[str, Any]:
@@ -105,8 +118,9 @@ async def test_an_install_failure_is_retried_on_another_worker(
             "QGJOB_FAKE_ADB_STATE": str(state),
         }
     )
+    await upload_build(api, b"PK\x03\x04 shoply 7.1.0")
+    env["QGJOB_BUILD_CACHE"] = str(tmp_path / "build-cache")
     common = ["--target", "emulator", "--executor", "adb", "--workspace", str(project)]
-    common += ["--allow-missing-build"]  # no build upload in this test: a placeholder apk
     await start(workers, tmp_path, "full-disk", [*common, "--device", "emulator-5554"], env)
     run = await submit(api, ["tests/login.spec.ts"], "emulator")
     job_id = run["jobs"][0]["job_id"]
@@ -137,6 +151,10 @@ async def test_an_install_failure_is_retried_on_another_worker(
     assert await pool.fetchval("SELECT status::text FROM jobs WHERE job_id = $1", job_id) == (
         "COMPLETED"
     )
+    installed = {Path(i["apk"]) for i in read_state(state)["installs"]}
+    assert {p.name for p in installed} == {"shoply.apk"}  # adb installs *.apk files only
+    cache = (tmp_path / "build-cache").resolve()
+    assert all(p.resolve().is_relative_to(cache) for p in installed)
 
 
 async def test_a_browserstack_worker_uploads_once_and_records_session_videos(
@@ -157,7 +175,9 @@ async def test_a_browserstack_worker_uploads_once_and_records_session_videos(
             }
         )
         args = ["--target", "browserstack", "--executor", "browserstack"]
-        args += ["--workspace", str(project), "--allow-missing-build", "--capacity", "2"]
+        args += ["--workspace", str(project), "--capacity", "2"]
+        env["QGJOB_BUILD_CACHE"] = str(tmp_path / "build-cache")
+        await upload_build(api, b"PK\x03\x04 shoply 7.1.0 for the cloud")
         await start(workers, tmp_path, "cloud", args, env)
         tests = ["tests/login.spec.ts", "tests/search.spec.ts", "tests/profile.spec.ts"]
         run = await submit(api, tests, "browserstack")
@@ -172,6 +192,10 @@ async def test_a_browserstack_worker_uploads_once_and_records_session_videos(
         await eventually(all_completed, what="three BrowserStack jobs to complete")
         state = browserstack_state(fake)
         assert len(state.uploads()) == 1
+        assert (
+            state.uploads()[0].sha256
+            == hashlib.sha256(b"PK\x03\x04 shoply 7.1.0 for the cloud").hexdigest()
+        )
         rows = await pool.fetch("SELECT artifacts FROM jobs WHERE run_id = $1", run["run_id"])
         for row in rows:
             artifacts = (

@@ -29,14 +29,15 @@ ADB = f"{shlex.quote(sys.executable)} {shlex.quote(str(FAKE_ADB))}"
 
 @dataclass
 class DirectoryBuilds:
-    """Builds stored as `<dir>/<sha256>/<filename>`; `fetch` checks the sha256."""
+    """Builds stored as `<dir>/<sha256>` (no extension, like the worker's build cache);
+    `fetch` checks the sha256."""
 
     root: Path
     fetches: Counter[str] = field(default_factory=Counter)
 
     def add(self, app_version_id: str, content: bytes, filename: str = "app.apk") -> ClaimedBuild:
         sha256 = hashlib.sha256(content).hexdigest()
-        path = self.root / sha256 / filename
+        path = self.root / sha256
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
         return ClaimedBuild(
@@ -50,7 +51,7 @@ class DirectoryBuilds:
 
     async def fetch(self, build: ClaimedBuild) -> Path:
         self.fetches[build.sha256] += 1
-        path = self.root / build.sha256 / build.filename
+        path = self.root / build.sha256
         if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != build.sha256:
             raise InfrastructureError(f"build {build.sha256} missing or corrupt", code="build")
         return path
