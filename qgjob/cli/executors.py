@@ -197,3 +197,20 @@ def make_executor(
         options=BrowserStackOptions(allow_missing_build=choice.allow_missing_build),
         placeholder_dir=placeholders,
     )
+
+
+async def startup_problem(executor: Executor) -> str | None:
+    """What stops this executor from ever working, found before claiming any group: refused
+    BrowserStack credentials. Transient trouble (BrowserStack down) is left to the groups."""
+    from dispatch.errors import InfrastructureError, JobError
+    from dispatch.executors.browserstack import BrowserStackExecutor
+
+    if not isinstance(executor, BrowserStackExecutor):
+        return None
+    try:
+        await executor.api.plan()
+    except JobError as exc:
+        return exc.reason
+    except InfrastructureError:
+        return None
+    return None

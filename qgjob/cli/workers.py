@@ -17,7 +17,13 @@ from typing import Annotated
 import typer
 
 from qgjob.cli.context import call_api, reporting_errors, resolve_token, settings_of
-from qgjob.cli.executors import ExecutorChoice, ExecutorKind, check, make_executor
+from qgjob.cli.executors import (
+    ExecutorChoice,
+    ExecutorKind,
+    check,
+    make_executor,
+    startup_problem,
+)
 from qgjob.cli.fleet import run_tree, workers_table
 from qgjob.cli.inputs import (
     BadInput,
@@ -27,7 +33,7 @@ from qgjob.cli.inputs import (
     require_positive_float,
     require_text,
 )
-from qgjob.cli.output import as_json, info, make_console, print_json
+from qgjob.cli.output import as_json, info, make_console, print_error, print_json
 from qgjob.cli.reports import save_text
 from qgjob.logs import configure_logging
 from qgjob.settings import Settings, default_cache_dir
@@ -230,6 +236,11 @@ def worker(
                         npm=settings.npm,
                     ),
                 )
+                problem = await startup_problem(runner)
+                if problem is not None:
+                    await runner.close()
+                    print_error(problem)
+                    return 1
                 return await serve(Agent(api, runner, config))
 
         code = asyncio.run(go())
