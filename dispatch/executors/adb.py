@@ -31,10 +31,16 @@ import shlex
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from dispatch.errors import InfrastructureError, JobError
+from dispatch.executors.adb_output import (
+    AdbDevice,
+    install_failure,
+    package_named_in,
+    parse_devices,
+)
 from dispatch.executors.appwright import (
     AppwrightOptions,
     HostLock,
@@ -55,58 +61,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_ADB = "adb"
 CONFLICTS = ("INSTALL_FAILED_UPDATE_INCOMPATIBLE", "INSTALL_FAILED_VERSION_DOWNGRADE")
-_FAILURE = re.compile(r"Failure \[((?:INSTALL|DELETE)_[A-Z_]+)(?::\s*([^\]]*))?\]")
-_PACKAGE_IN_DETAIL = re.compile(r"\bPackage ([A-Za-z][\w]*(?:\.[A-Za-z][\w]*)+)")
-_DEVICE_ROW = re.compile(
-    r"^(?P<serial>\S+)\s+(?P<state>no permissions[^\]]*\]|no permissions.*?\)(?=\s|$)|\S+)"
-    r"(?P<rest>.*)$"
-)
-_PROPERTY = re.compile(r"^[a-z_]+:\S*$")
 _BOOT_POLL_S = 1.0
 _KEPT_GROUPS = 32
 WITHHELD_ENV = ("QGJOB_TOKEN",)
-
-
-@dataclass(frozen=True)
-class AdbDevice:
-    """One row of `adb devices -l`."""
-
-    serial: str
-    state: str
-    properties: Mapping[str, str] = field(default_factory=dict)
-
-
-def parse_devices(text: str) -> list[AdbDevice]:
-    """Rows of `adb devices -l` (or `adb devices`), any state. Pure.
-
-    A row is `%-22s %s` of serial and state, then `key:value` words (`usb:1-1`, `product:`,
-    `model:`, `device:`, always last `transport_id:`). The one state with spaces is
-    `no permissions (…)`, which may end in a bracketed url.
-    """
-    devices = []
-    for line in text.splitlines():
-        match = _DEVICE_ROW.match(line.strip())
-        if match is None or line.startswith(("List of devices", "*")):
-            continue
-        properties = dict(
-            word.split(":", 1) for word in match["rest"].split() if _PROPERTY.match(word)
-        )
-        devices.append(AdbDevice(match["serial"], match["state"].strip(), properties))
-    return devices
-
-
-def install_failure(output: str) -> tuple[str, str] | None:
-    """(`INSTALL_FAILED_…` code, detail) from adb's install output, or None. Pure."""
-    match = _FAILURE.search(output)
-    if match is None:
-        return None
-    return match[1], (match[2] or "").strip()
-
-
-def package_named_in(detail: str) -> str | None:
-    """The package a failure detail names ("Package com.x signatures do not match…")."""
-    match = _PACKAGE_IN_DETAIL.search(detail)
-    return match[1] if match else None
 
 
 @dataclass(frozen=True)

@@ -193,7 +193,10 @@ class BrowserStackExecutor:
         while True:
             stored = await _service(self.apps.get(key))
             if stored is not None and stored.app_url and stored.app_url != stale:
-                if stored.app_url in await self.api.recent_app_urls(custom_id):
+                # Listed under the custom_id it was uploaded with (the same build may serve
+                # several app versions).
+                listed_as = stored.custom_id or custom_id
+                if stored.app_url in await self.api.recent_app_urls(listed_as):
                     return stored.app_url
                 logger.info("browserstack app expired app_url=%s", stored.app_url)
                 stale = stored.app_url

@@ -208,7 +208,7 @@ def _real_devices(adb: str) -> dict[Target, str]:
         )
     except (OSError, subprocess.TimeoutExpired):
         return {}
-    from dispatch.executors.adb import parse_devices
+    from dispatch.executors.adb_output import parse_devices
 
     found: dict[Target, str] = {}
     for device in parse_devices(listed.stdout):

@@ -10,13 +10,8 @@ from pathlib import Path
 import pytest
 
 from dispatch.errors import InfrastructureError, JobError
-from dispatch.executors.adb import (
-    AdbExecutor,
-    AdbOptions,
-    install_failure,
-    package_named_in,
-    parse_devices,
-)
+from dispatch.executors.adb import AdbExecutor, AdbOptions
+from dispatch.executors.adb_output import install_failure, package_named_in, parse_devices
 from dispatch.executors.appwright import AppwrightOptions
 from dispatch.executors.base import JobSpec
 from qgjob.types import Outcome, Target
