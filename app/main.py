@@ -48,6 +48,8 @@ from qgjob.logs import configure_logging
 from qgjob.settings import Settings
 
 logger = logging.getLogger(__name__)
+# An upload's temporary file untouched this long belongs to an upload that died.
+STALE_UPLOAD_S = 24 * 3600.0
 
 
 def create_app(
@@ -106,6 +108,8 @@ async def running_services(
             logger.info("qgjob %s ready database=%s", __version__, where)
             wakeups = Wakeups()
             metrics = Metrics()
+            storage = LocalBlobStorage(settings.data_dir / "builds")
+            await storage.clear_stale_uploads(older_than_s=STALE_UPLOAD_S)
             background = [
                 asyncio.create_task(listen_forever(dsn, wakeups), name="listen"),
                 asyncio.create_task(
@@ -135,7 +139,7 @@ async def running_services(
                     tokens=TokenVerifier(pool),
                     wakeups=wakeups,
                     metrics=metrics,
-                    storage=LocalBlobStorage(settings.data_dir / "builds"),
+                    storage=storage,
                     source_access=source_access or NoSourceAccess(),
                 )
             finally:

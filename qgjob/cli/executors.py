@@ -132,7 +132,7 @@ def make_executor(
     settings: Settings,
     api: WorkerApi,
     env: Mapping[str, str],
-    builds: BuildCache,
+    builds: BuildCache | None,
     sources: Sources,
 ) -> Executor:
     """The executor for `choice` (checked first with `check`), fetching builds through

@@ -229,7 +229,13 @@ def worker(
                     settings=settings,
                     api=api,
                     env=os.environ,
-                    builds=BuildCache(builds_dir, cache_bytes, api=api, pin_limit=capacity),
+                    # Only a worker that needs builds downloads them (local commands may not);
+                    # the adb and BrowserStack executors always install the group's build.
+                    builds=(
+                        BuildCache(builds_dir, cache_bytes, api=api, pin_limit=capacity)
+                        if needs_build or choice.kind is not ExecutorKind.LOCAL
+                        else None
+                    ),
                     sources=Sources(
                         cache_dir=cache_root / "sources",
                         workspace=choice.project_root(),
