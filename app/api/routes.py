@@ -13,6 +13,7 @@ from starlette.routing import Route
 from app.api import (
     browserstack_apps,
     builds,
+    github,
     groups,
     health,
     jobs,
@@ -408,6 +409,18 @@ _V1: tuple[Endpoint, ...] = (
         "operations",
         errors=(401, 403),
         text=True,
+    ),
+    # GitHub App (docs/github-app.md): signed by GitHub, not by a bearer token.
+    Endpoint(
+        "POST",
+        "/github/webhooks",
+        github.receive_webhook,
+        "Receive a GitHub webhook delivery",
+        "github",
+        response=github.WebhookAck,
+        status=202,
+        errors=(400, 401, 413, 503),
+        public=True,
     ),
 )
 
