@@ -39,14 +39,17 @@ _HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 LIVE_STATUSES = ("PENDING", "ASSIGNED", "RUNNING")
 WORKER_STATUSES = ("idle", "busy", "draining", "offline")
 
-# One round trip; every branch reads only live rows (partial indexes on jobs and groups).
+# One round trip; every branch reads only live rows, each through a partial index whose
+# predicate it repeats exactly (jobs_pending, jobs_leased_status, groups_*_live): a single
+# `status IN (all three)` would match neither index and scan the whole job history. PENDING
+# is the sum of the queue rows.
 _SNAPSHOT = """
 SELECT 'queue' AS kind, org_id, target::text AS target, NULL::text AS status,
        count(*) AS n, extract(epoch FROM now() - min(created_at))::float8 AS age_s
 FROM jobs WHERE status = 'PENDING' GROUP BY org_id, target
 UNION ALL
 SELECT 'jobs', NULL, NULL, status::text, count(*), NULL
-FROM jobs WHERE status IN ('PENDING', 'ASSIGNED', 'RUNNING') GROUP BY status
+FROM jobs WHERE status IN ('ASSIGNED', 'RUNNING') GROUP BY status
 UNION ALL
 SELECT 'workers', NULL, NULL, status::text, count(*), NULL FROM workers GROUP BY status
 UNION ALL
@@ -188,6 +191,7 @@ class Metrics:
             if kind == "queue":
                 labels = {"org_id": row["org_id"], "target": row["target"]}
                 self.queue_depth.labels(**labels).set(row["n"])
+                jobs["PENDING"] += row["n"]
                 self.oldest_pending.labels(**labels).set(max(0.0, row["age_s"] or 0.0))
             elif kind == "jobs":
                 jobs[row["status"]] = row["n"]
