@@ -40,7 +40,7 @@ LIVE_STATUSES = ("PENDING", "ASSIGNED", "RUNNING")
 WORKER_STATUSES = ("idle", "busy", "draining", "offline")
 
 # One round trip; every branch reads only live rows, each through a partial index whose
-# predicate it repeats exactly (jobs_pending, jobs_leased_status, groups_*_live): a single
+# predicate it repeats exactly (jobs_pending, jobs_group_live, groups_*_live): a single
 # `status IN (all three)` would match neither index and scan the whole job history. PENDING
 # is the sum of the queue rows.
 _SNAPSHOT = """
@@ -57,10 +57,11 @@ SELECT 'groups', NULL, NULL, NULL, count(*), NULL FROM groups WHERE status = 'LE
 """
 
 # How long each claimed job had been claimable: since it was queued, or since its retry
-# backoff ended. Read after the claim commits, by the group's index.
+# backoff ended. Read after the claim commits, through the index of live jobs by group
+# (whose predicate the query repeats).
 _CLAIM_WAITS = """
 SELECT extract(epoch FROM now() - greatest(created_at, not_before))::float8
-FROM jobs WHERE group_id = $1
+FROM jobs WHERE group_id = $1 AND status IN ('ASSIGNED', 'RUNNING')
 """
 
 
