@@ -15,9 +15,9 @@ Two kinds of series:
   when `/metrics` is scraped: only live jobs are counted, through partial indexes, never a
   scan of the job history. Every replica reports the same values; aggregate with `max()`.
 
-The GitHub App side increments `github_api_calls`, `github_api_errors` and
-`webhook_deliveries`; their label values are listed on each attribute so that series stay
-few (templated routes, never raw URLs or ids).
+`github_api_calls` and `github_api_errors` are counted at the GitHub client's transport
+(`app.metering`), `webhook_deliveries` by `POST /github/webhooks`; their label values are
+listed on each attribute so that series stay few (templated routes, never raw URLs or ids).
 """
 
 from __future__ import annotations
