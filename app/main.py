@@ -34,6 +34,7 @@ from app.openapi import build_openapi
 from app.reaper import reap_forever
 from app.services import Services
 from app.wakeups import Wakeups, listen_forever
+from app.web.routes import web_routes
 from qgjob import __version__
 from qgjob.settings import Settings
 
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         async with running_services(resolved) as started:
             yield {"services": started}
 
-    routes = [*api_routes(), Route("/openapi.json", openapi_json, methods=["GET"])]
+    routes = [*api_routes(), Route("/openapi.json", openapi_json, methods=["GET"]), *web_routes()]
     return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
 
 

@@ -71,6 +71,13 @@ class Settings:
     db_pool_size: int = 10
     db_connect_timeout_s: float = 30.0
     log_level: str = "INFO"
+    # Web pages (app/web): signing key for sessions and read-only links (unset: one is
+    # generated and kept in the data dir), the address people reach the service at, and
+    # how long a sign-in and a read-only link last.
+    secret_key: Secret | None = None
+    public_url: str | None = None
+    web_session_ttl_s: float = 12 * 3600.0
+    web_link_ttl_s: float = 30 * 24 * 3600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -164,6 +171,12 @@ def _parse_log_level(name: str, raw: str) -> str:
     return level
 
 
+def _parse_secret_key(name: str, raw: str) -> Secret:
+    if len(raw) < 32:
+        raise SettingsError(f"{name} must be at least 32 characters (random), got {len(raw)}")
+    return Secret(raw)
+
+
 _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "database_url": _parse_database_url,
     "data_dir": _parse_path,
@@ -182,4 +195,8 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "db_pool_size": _number(int, "a whole number", 1),
     "db_connect_timeout_s": _number(float, "a number of seconds", 0),
     "log_level": _parse_log_level,
+    "secret_key": _parse_secret_key,
+    "public_url": _parse_server_url,
+    "web_session_ttl_s": _number(float, "a number of seconds", 1),
+    "web_link_ttl_s": _number(float, "a number of seconds", 1),
 }

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api import groups, health, jobs, submissions, tokens, workers
+from app.api import groups, health, jobs, reruns, submissions, tokens, workers
 from app.api.schemas import (
     ClaimBody,
     ClaimedGroup,
@@ -161,6 +161,17 @@ _V1: tuple[Endpoint, ...] = (
         response=Run,
         params=(_RUN_ID,),
         errors=(401, 403, 404, 422),
+    ),
+    Endpoint(
+        "POST",
+        "/v1/runs/{run_id}/rerun-failed",
+        reruns.rerun_failed,
+        "Start a new run of the run's failed specs",
+        "runs",
+        response=Run,
+        status=201,
+        params=(_RUN_ID,),
+        errors=(401, 403, 404, 409, 422),
     ),
     Endpoint(
         "GET",
