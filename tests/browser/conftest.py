@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from axe_playwright_python.async_playwright import Axe
+from playwright.async_api import Browser, Page, async_playwright
 
 from tests.support.servers import REPO
 
@@ -28,6 +29,21 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SCREENSHOTS = REPO / "test-artifacts" / "browser"
+# axe-core's WCAG 2.1 A/AA rules (contrast, labels, landmarks, names of links and buttons…)
+# and its best practices.
+AXE_OPTIONS = {
+    "runOnly": {
+        "type": "tag",
+        "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"],
+    },
+    "resultTypes": ["violations"],
+}
+
+
+async def assert_accessible(page: Page) -> None:
+    """No axe-core violation on the page as it is now."""
+    results = await Axe().run(page, options=AXE_OPTIONS)
+    assert results.violations_count == 0, f"{page.url}:\n{results.generate_report()}"
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +52,7 @@ def screenshots() -> Path:
     return SCREENSHOTS
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
     if not Path(CHROMIUM).exists() and shutil.which(CHROMIUM) is None:
         pytest.fail(

@@ -20,6 +20,7 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from app.links import sign_run_link
 from app.signing import signer_for
+from tests.browser.conftest import assert_accessible
 from tests.conftest import Api
 from tests.support.servers import child_env
 from tests.support.web import submit
@@ -79,6 +80,7 @@ async def sign_in(context: BrowserContext, api: Api, token: str) -> Page:
     page = await context.new_page()
     await page.goto(f"{api.url}/ui")
     await expect(page).to_have_url(f"{api.url}/ui/login?next=%2Fui")
+    await assert_accessible(page)
     await page.get_by_label("API token").fill(token)
     await page.get_by_role("button", name="Sign in").click()
     await expect(page).to_have_url(f"{api.url}/ui")
@@ -111,6 +113,7 @@ async def test_run_page_follows_the_run_live_and_reruns_the_failed_spec(
     page = await sign_in(context, api, token)
     await expect(page.get_by_role("link", name=run_id[:8])).to_be_visible()
     await page.screenshot(path=screenshots / "overview.png", full_page=True)
+    await assert_accessible(page)
 
     await page.get_by_role("link", name=run_id[:8]).click()
     await expect(page.get_by_role("heading", level=1)).to_contain_text(run_id)
@@ -131,11 +134,17 @@ async def test_run_page_follows_the_run_live_and_reruns_the_failed_spec(
     await expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
     assert await page.evaluate("window.__sameDocument === true")
     await page.screenshot(path=screenshots / "run-finished.png", full_page=True)
+    await assert_accessible(page)
 
     # The log of the failed job, through the page's own session.
     await cart.get_by_role("link", name=f"log of {SPECS[1]}").click()
     await expect(page.locator("body")).to_contain_text("expected 1 item in the cart, found 2")
     await page.go_back()
+
+    # A button's POST without the form's CSRF token changes nothing, even with the session.
+    forged = await context.request.post(f"{api.url}/ui/runs/{run_id}/rerun-failed", form={})
+    assert forged.status == 403
+    assert await pool.fetchval("SELECT count(*) FROM runs WHERE rerun_of = $1", run_id) == 0
 
     await page.get_by_role("button", name="Re-run failed (1)").click()
     await expect(page.get_by_text("Re-run of the failed specs of")).to_be_visible()
@@ -149,6 +158,11 @@ async def test_run_page_follows_the_run_live_and_reruns_the_failed_spec(
     await page.set_viewport_size(PHONE)
     await page.goto(f"{api.url}/ui/runs/{run_id}")
     await page.screenshot(path=screenshots / "run-phone.png", full_page=True)
+    await assert_accessible(page)
+    await page.goto(f"{api.url}/ui/workers")
+    await expect(page.get_by_role("rowheader", name="pixel-lab-1")).to_be_visible()
+    await page.screenshot(path=screenshots / "workers-phone.png", full_page=True)
+    await assert_accessible(page)
     await context.close()
 
 
@@ -187,6 +201,8 @@ async def test_another_org_sees_nothing_and_a_link_reads_one_run(
     await page.get_by_role("link", name=SPECS[1], exact=True).click()
     await expect(page.get_by_role("heading", level=2, name="Attempts")).to_be_visible()
     await expect(page.get_by_role("row").nth(1)).to_contain_text("pixel-lab-1")
+    await page.screenshot(path=screenshots / "job-phone.png", full_page=True)
+    await assert_accessible(page)
 
     expired = sign_run_link(signer, ORG, run_id, expires_at=time.time() - 1)
     await page.goto(f"{api.url}/ui/runs/{run_id}?view={expired}")
