@@ -167,7 +167,14 @@ def check_csrf(request: Request, viewer: Viewer, form: dict[str, str]) -> None:
 
 
 def check_origin(request: Request) -> None:
-    """Refuse a form posted from another site (when the browser says where it came from)."""
+    """Refuse a form posted from another site (when the browser says where it came from).
+
+    This site is the host the request was sent to, or QGJOB_PUBLIC_URL's host (a proxy in
+    front may rewrite the Host header)."""
     origin = request.headers.get("origin")
-    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
+    if not origin or origin == "null":
+        return
+    services: Services = request.state.services
+    ours = {request.headers.get("host"), urlsplit(services.settings.public_url or "").netloc}
+    if urlsplit(origin).netloc not in ours - {None, ""}:
         raise AccessRefused("Not allowed", "The form was sent from another site.")

@@ -77,7 +77,17 @@ async def test_cookie_is_secure_when_served_over_https(api: Api) -> None:
     token = await api.token(ORG)
     async with serve_in_loop(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as c:
         answer = await c.post("/ui/login", data={"token": token})
+        # Behind a proxy the Host header may be an internal name: the public origin is ours.
+        proxied = await c.post(
+            "/ui/login", data={"token": token}, headers={"Origin": "https://qgjob.example.com"}
+        )
+        foreign = await c.post(
+            "/ui/login", data={"token": token}, headers={"Origin": "https://evil.example"}
+        )
     assert "secure" in answer.headers["set-cookie"].lower()
+    assert proxied.status_code == 303
+    assert foreign.status_code == 403
+    assert "set-cookie" not in foreign.headers
 
 
 async def test_run_page_shows_groups_jobs_and_links(api: Api) -> None:
