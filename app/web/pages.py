@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from app.api.params import path_uuid, query_int
+from app.api.reports import JUNIT_MEDIA_TYPE, junit_case
 from app.errors import NotFound
 from app.links import run_details_url
 from app.services import Services
@@ -23,6 +24,7 @@ from app.store import jobs as jobs_store
 from app.store import reruns, views, workers
 from app.web.access import CSRF_FIELD, Viewer, viewer_for
 from app.web.rendering import SECURITY_HEADERS, Pages
+from qgjob.junit import render_junit
 from qgjob.types import JobStatus
 
 RECENT_RUNS = 50
@@ -106,7 +108,7 @@ async def run_page(request: Request, pages: Pages) -> Response:
         rerun_of=rerun_of if rerun_of and viewer.sees_run(rerun_of) else None,
         reruns=[r for r in later if viewer.sees_run(r)],
         share_url=share,
-        junit_url=None,
+        junit_url=viewer.link(f"/ui/runs/{run_id}/junit"),
     )
     return respond(request, pages, "run.html", values, done=run["finished_at"] is not None)
 
@@ -147,6 +149,34 @@ async def job_log(request: Request, pages: Pages) -> Response:
         which = f"attempt {attempt} of job" if attempt else "job"
         log = f"(no log yet for {which} {job['job_id']})\n"
     return PlainTextResponse(log, headers=SECURITY_HEADERS)
+
+
+async def run_junit(request: Request, pages: Pages) -> Response:
+    """The run's JUnit XML, as `GET /v1/runs/{id}/junit` renders it, for a page's viewer;
+    its log links are the pages' own (they carry a read-only link's token along)."""
+    services: Services = request.state.services
+    viewer = await viewer_for(request)
+    run_id = path_uuid(request, "run_id")
+    run = await visible_run(services, viewer, run_id)
+    base = str(request.base_url).rstrip("/")
+    cases = [
+        junit_case(
+            job,
+            log_url=base + viewer.link(f"/ui/jobs/{job['job_id']}/log")
+            if job["attempts"]
+            else None,
+        )
+        for group in run["groups"]
+        for job in group["jobs"]
+    ]
+    document = render_junit(
+        cases, name=f"qgjob run {run_id}", timestamp=datetime.fromisoformat(run["created_at"])
+    )
+    headers = {
+        **SECURITY_HEADERS,
+        "Content-Disposition": f'attachment; filename="qgjob-{run_id}.xml"',
+    }
+    return Response(document, media_type=JUNIT_MEDIA_TYPE, headers=headers)
 
 
 async def workers_page(request: Request, pages: Pages) -> Response:

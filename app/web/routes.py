@@ -23,6 +23,7 @@ PageHandler = Callable[[Request, Pages], Awaitable[Response]]
 _ROUTES: tuple[tuple[str, str, PageHandler], ...] = (
     ("GET", "/ui", pages.overview),
     ("GET", "/ui/runs/{run_id}", pages.run_page),
+    ("GET", "/ui/runs/{run_id}/junit", pages.run_junit),
     ("GET", "/ui/jobs/{job_id}", pages.job_page),
     ("GET", "/ui/jobs/{job_id}/log", pages.job_log),
     ("GET", "/ui/workers", pages.workers_page),

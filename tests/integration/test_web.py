@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from urllib.parse import parse_qs, urlsplit
+from xml.etree import ElementTree
 
 import asyncpg
 import httpx
@@ -276,3 +277,30 @@ async def test_rerun_failed_api(api: Api) -> None:
         assert hidden.status_code == 404
     async with api.client(await api.token(ORG, "worker")) as worker:
         assert (await worker.post(f"/v1/runs/{run_id}/rerun-failed")).status_code == 403
+
+
+async def test_junit_link_works_with_a_session_and_with_a_read_only_link(api: Api) -> None:
+    made = await finished_run(api)
+    run_id = made["run"]["run_id"]  # type: ignore[index]
+    async with signed_in(api, str(made["token"])) as client:
+        page = await client.get(f"/ui/runs/{run_id}")
+        assert f'href="/ui/runs/{run_id}/junit"' in page.text
+        junit = await client.get(f"/ui/runs/{run_id}/junit")
+    assert junit.status_code == 200
+    assert junit.headers["content-type"].startswith("application/xml")
+    root = ElementTree.fromstring(junit.text)  # noqa: S314 (our own server's answer)
+    cases = {case.get("name"): case for case in root.iter("testcase")}
+    assert set(cases) == set(SPECS)
+    assert cases["tests/cart.spec.ts"].find("failure") is not None
+    assert cases["tests/pay.spec.ts"].find("skipped") is not None  # still running
+    assert f"{api.url}/ui/jobs/" in junit.text  # log links to the pages, not the bearer API
+
+    view = parse_qs(urlsplit(run_details_url(api.settings, ORG, run_id)).query)["view"][0]
+    async with httpx.AsyncClient(base_url=api.url) as anonymous:
+        refused = await anonymous.get(f"/ui/runs/{run_id}/junit")
+        assert refused.status_code == 303  # to the sign-in form
+        linked = await anonymous.get(f"/ui/runs/{run_id}/junit", params={"view": view})
+        assert linked.status_code == 200
+        assert "tests/cart.spec.ts" in linked.text
+    async with signed_in(api, await api.token("other-org")) as stranger:
+        assert (await stranger.get(f"/ui/runs/{run_id}/junit")).status_code == 404
