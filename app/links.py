@@ -33,4 +33,4 @@ def sign_run_link(
 
 def base_url(settings: Settings) -> str:
     """Where people reach the service: QGJOB_PUBLIC_URL, else QGJOB_SERVER_URL."""
-    return (settings.public_url or settings.server_url).rstrip("/")
+    return settings.details_base_url

@@ -10,8 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api import builds, groups, health, jobs, reports, reruns, submissions, tokens, workers
+from app.api import builds, github, groups, health, jobs, reports, submissions, tokens, workers
 from app.api import metrics as metrics_api
+from app.api.reruns import rerun_failed
 from app.api.schemas import (
     Build,
     ClaimBody,
@@ -170,7 +171,7 @@ _V1: tuple[Endpoint, ...] = (
     Endpoint(
         "POST",
         "/v1/runs/{run_id}/rerun-failed",
-        reruns.rerun_failed,
+        rerun_failed,
         "Start a new run of the run's failed specs",
         "runs",
         response=Run,
@@ -359,6 +360,18 @@ _V1: tuple[Endpoint, ...] = (
         "operations",
         errors=(401, 403),
         text=True,
+    ),
+    # GitHub App (docs/github-app.md): signed by GitHub, not by a bearer token.
+    Endpoint(
+        "POST",
+        "/github/webhooks",
+        github.receive_webhook,
+        "Receive a GitHub webhook delivery",
+        "github",
+        response=github.WebhookAck,
+        status=202,
+        errors=(400, 401, 413, 503),
+        public=True,
     ),
 )
 
