@@ -16,6 +16,8 @@ import pytest
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, Page, async_playwright
 
+from qgjob.settings import Settings
+from tests.support.scheduling import whole_keys
 from tests.support.servers import REPO
 
 CHROMIUM = os.environ.get("QGJOB_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -44,6 +46,12 @@ async def assert_accessible(page: Page) -> None:
     """No axe-core violation on the page as it is now."""
     results = await Axe().run(page, options=AXE_OPTIONS)
     assert results.violations_count == 0, f"{page.url}:\n{results.generate_report()}"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """A claim takes a key whole, as these tests expect (tests/support/scheduling.py)."""
+    return whole_keys(settings)
 
 
 @pytest.fixture(scope="session")

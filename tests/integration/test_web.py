@@ -11,14 +11,24 @@ from xml.etree import ElementTree
 
 import asyncpg
 import httpx
+import pytest
 
 from app.links import run_details_url, sign_run_link
 from app.main import create_app
 from app.signing import signer_for
+from qgjob.settings import Settings
 from qgjob.types import Outcome
 from tests.conftest import Api
+from tests.support.scheduling import whole_keys
 from tests.support.servers import serve_in_loop
 from tests.support.web import csrf_of, play_group, signed_in, submit
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """A claim takes a key whole, as these tests expect (tests/support/scheduling.py)."""
+    return whole_keys(settings)
+
 
 ORG = "acme"
 SPECS = ["tests/login.spec.ts", "tests/cart.spec.ts", "tests/pay.spec.ts"]
