@@ -65,6 +65,7 @@ class Job(_Record):
     started_at: Timestamp | None
     finished_at: Timestamp | None
     waiting_reason: WaitingReason | None = None
+    artifacts: dict[str, str] = {}  # name → url, e.g. BrowserStack's video_url
 
 
 class RunCounts(_Record):

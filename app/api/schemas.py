@@ -134,6 +134,8 @@ class Job(BaseModel):
     waiting_reason: WaitingReason | None = Field(
         default=None, description="PENDING jobs read one by one: why it still waits"
     )
+    # What the last attempt left behind, name → url (e.g. BrowserStack's video_url).
+    artifacts: dict[str, str] = Field(default_factory=dict)
 
 
 class JobPage(BaseModel):
