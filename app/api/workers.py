@@ -7,6 +7,7 @@ PostgreSQL notifications and re-checking at least every `CLAIM_POLL_S` as a fall
 from __future__ import annotations
 
 import asyncio
+import math
 import logging
 
 from starlette.requests import Request
@@ -93,7 +94,9 @@ async def claim(request: Request) -> Response:
         lease_ttl_s=settings.lease_ttl_s,
         max_jobs=MAX_JOBS_PER_GROUP,
     )
-    wait_s = settings.claim_timeout_s if body.wait_s is None else body.wait_s
+    # The server's setting bounds every long-poll, so that a graceful stop is never held
+    # up longer than it by a worker that asked to wait more.
+    wait_s = min(body.wait_s if body.wait_s is not None else math.inf, settings.claim_timeout_s)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     while True:
