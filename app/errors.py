@@ -24,7 +24,6 @@ import logging
 from typing import Any
 
 import asyncpg
-
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response

@@ -7,8 +7,8 @@ PostgreSQL notifications and re-checking at least every `CLAIM_POLL_S` as a fall
 from __future__ import annotations
 
 import asyncio
-import math
 import logging
+import math
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response

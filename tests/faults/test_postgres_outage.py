@@ -14,7 +14,6 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
@@ -64,7 +63,8 @@ async def test_service_and_workers_recover_from_a_database_restart(
         submitter = await new_token(server.url, admin, ORG, "submitter")
         worker_token = await new_token(server.url, admin, ORG, "worker")
         for version in ("v1", "v2"):
-            await submit_run(server.url, submitter, version, [f"t/{version}/{i}.ts" for i in range(6)])
+            tests = [f"t/{version}/{i}.ts" for i in range(6)]
+            await submit_run(server.url, submitter, version, tests)
         workers = [
             await crew.start(name, url=server.url, token=worker_token, command="sleep 0.3")
             for name in ("left", "right")

@@ -38,14 +38,13 @@ async def test_repeated_kill_9_mid_group_loses_nothing_and_records_nothing_twice
     submitter = await api.token(ORG)
     worker_token = await api.token(ORG, "worker")
     for version in ("v1", "v2", "v3"):
-        await submit_run(api.url, submitter, version, [f"tests/{version}/t{i}.ts" for i in range(8)])
+        tests = [f"tests/{version}/t{i}.ts" for i in range(8)]
+        await submit_run(api.url, submitter, version, tests)
     total = 24
 
     async def start(name: str, capacity: int = 1) -> None:
         extra = ("--capacity", str(capacity))
-        await crew.start(
-            name, url=api.url, token=worker_token, command="sleep 0.15", extra=extra
-        )
+        await crew.start(name, url=api.url, token=worker_token, command="sleep 0.15", extra=extra)
 
     await start("w0", capacity=2)
     await start("w1")

@@ -86,7 +86,8 @@ async def _workers_within_capacity(conn: Conn) -> list[str]:
             live += step
             peak = max(peak, live)
         if peak > capacity[worker_id]:
-            problems.append(f"worker {worker_id} held {peak} groups, capacity {capacity[worker_id]}")
+            most = capacity[worker_id]
+            problems.append(f"worker {worker_id} held {peak} groups at once, capacity {most}")
     return problems
 
 
