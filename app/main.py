@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.api.routes import ENDPOINTS, api_routes
-from app.auth import TokenVerifier
+from app.auth import FailureLimit, TokenVerifier
 from app.database import create_pool
 from app.embedded import EmbeddedPostgres, start_embedded
 from app.errors import EXCEPTION_HANDLERS
@@ -96,7 +96,16 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
             ]
             try:
                 yield Services(
-                    settings=settings, pool=pool, tokens=TokenVerifier(pool), wakeups=wakeups
+                    settings=settings,
+                    pool=pool,
+                    tokens=TokenVerifier(
+                        pool,
+                        limit=FailureLimit(
+                            max_failures=settings.auth_failures_max,
+                            window_s=settings.auth_failures_window_s,
+                        ),
+                    ),
+                    wakeups=wakeups,
                 )
             finally:
                 for task in background:

@@ -71,6 +71,10 @@ class Settings:
     db_pool_size: int = 10
     db_connect_timeout_s: float = 30.0
     log_level: str = "INFO"
+    # Security (faults): failed authentications allowed per client address and window; past
+    # that the client is answered 429 with Retry-After until the window has moved on.
+    auth_failures_max: int = 30
+    auth_failures_window_s: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -182,4 +186,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "db_pool_size": _number(int, "a whole number", 1),
     "db_connect_timeout_s": _number(float, "a number of seconds", 0),
     "log_level": _parse_log_level,
+    # Security (faults).
+    "auth_failures_max": _number(int, "a whole number", 1),
+    "auth_failures_window_s": _number(float, "a number of seconds", 0.1),
 }

@@ -43,23 +43,49 @@ def check_app_version_id(value: str) -> str:
     return value
 
 
+# What a test path may be (docs/security.md): a path relative to the project root that stays
+# inside it, and that the test runner cannot mistake for an option. The validator below and
+# this pattern (published in /openapi.json) say the same thing; a test checks they agree.
+TEST_PATH_PATTERN = (
+    r"^(?!\s*$)"  # not blank
+    r"(?![/\\~-])(?![A-Za-z]:)"  # not absolute, not home-relative, not an option
+    r"(?!(?:.*[/\\])?\.\.(?:[/\\]|$))"  # no '..' segment
+    r"[^\x00-\x1f\x7f]*$"  # no control characters (NUL, line breaks, escapes)
+)
+
+
 def check_test_path(value: str) -> str:
     if not value.strip():
         raise ValueError("test_path must not be empty")
     if len(value) > MAX_TEST_PATH:
         raise ValueError(f"test_path must be at most {MAX_TEST_PATH} characters")
-    if "\x00" in value or any(ch in value for ch in "\r\n"):
-        raise ValueError("test_path must not contain NUL or line breaks")
-    if value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value):
-        raise ValueError("test_path must be relative to the project root, not absolute")
+    if re.search(r"[\x00-\x1f\x7f]", value):
+        raise ValueError("test_path must not contain control characters (NUL, line breaks, tabs)")
+    if value.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:", value):
+        raise ValueError(
+            "test_path must be relative to the project root, not absolute "
+            "(e.g. tests/login.spec.ts)"
+        )
     if ".." in re.split(r"[\\/]", value):
         raise ValueError("test_path must stay inside the project: '..' is not allowed")
+    if value.startswith("-"):
+        raise ValueError("test_path must not start with '-' (it would be read as an option)")
     return value
 
 
-OrgId = Annotated[str, AfterValidator(check_org_id)]
-AppVersionId = Annotated[str, AfterValidator(check_app_version_id)]
-TestPath = Annotated[str, AfterValidator(check_test_path)]
+OrgId = Annotated[
+    str, AfterValidator(check_org_id), Field(json_schema_extra={"pattern": _ORG_ID.pattern})
+]
+AppVersionId = Annotated[
+    str,
+    AfterValidator(check_app_version_id),
+    Field(json_schema_extra={"pattern": _APP_VERSION_ID.pattern}),
+]
+TestPath = Annotated[
+    str,
+    AfterValidator(check_test_path),
+    Field(max_length=MAX_TEST_PATH, json_schema_extra={"pattern": TEST_PATH_PATTERN}),
+]
 
 
 class _Strict(BaseModel):
