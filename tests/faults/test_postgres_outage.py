@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from app.database import create_pool
-from tests.faults.conftest import ORG, Crew, ended, new_token, results_per_job, statuses, submit_run
+from tests.support.crew import ORG, Crew, ended, new_token, results_per_job, statuses, submit_run
 from tests.support.invariants import check_invariants
 from tests.support.own_postgres import OwnPostgres, own_postgres
 from tests.support.servers import ServerProcess, child_env, free_port

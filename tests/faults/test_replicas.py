@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from app.lifecycle import LOST_WORKER
-from tests.faults.conftest import ORG, Crew, ended, new_token, results_per_job, statuses, submit_run
+from tests.support.crew import ORG, Crew, ended, new_token, results_per_job, statuses, submit_run
 from tests.support.invariants import check_invariants
 from tests.support.servers import ServerProcess, child_env, free_port
 from tests.support.waiting import eventually

@@ -15,7 +15,7 @@ import pytest
 
 from app.lifecycle import LOST_WORKER
 from tests.conftest import Api
-from tests.faults.conftest import ORG, Crew, ended, results_per_job, statuses, submit_run
+from tests.support.crew import ORG, Crew, ended, results_per_job, statuses, submit_run
 from tests.support.invariants import check_invariants
 from tests.support.waiting import eventually
 
