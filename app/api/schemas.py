@@ -88,6 +88,16 @@ TestPath = Annotated[
 ]
 
 
+def storable_text(value: str) -> str:
+    """What a worker reports (a log, an error) as PostgreSQL can keep it: a test that printed
+    a NUL byte or broken UTF-16 must still get its result recorded, so such characters are
+    replaced (U+FFFD, '?') instead of refusing the report."""
+    return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
+StorableText = Annotated[str, AfterValidator(storable_text)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -281,8 +291,13 @@ class ClaimedGroup(BaseModel):
     source: JobSource | None
 
 
+# Bounds of the database columns behind them (bigint, integer): larger numbers are 422, not 500.
+LeaseToken = Annotated[int, Field(ge=0, le=2**63 - 1)]
+Milliseconds = Annotated[int, Field(ge=0, le=2**31 - 1)]
+
+
 class LeaseBody(_Strict):
-    lease_token: int
+    lease_token: LeaseToken
 
 
 class HeartbeatAnswer(BaseModel):
@@ -291,9 +306,9 @@ class HeartbeatAnswer(BaseModel):
 
 
 class ReleaseBody(_Strict):
-    lease_token: int
-    reason: str = Field(default="", max_length=1000)
-    error: str | None = Field(default=None, max_length=65536)
+    lease_token: LeaseToken
+    reason: StorableText = Field(default="", max_length=1000)
+    error: StorableText | None = Field(default=None, max_length=65536)
 
 
 class ReleaseAnswer(BaseModel):
@@ -310,15 +325,15 @@ class JobFinishedEvent(_Strict):
     type: Literal["job_finished"]
     job_id: UUID
     outcome: Outcome
-    duration_ms: int = Field(ge=0)
-    error: str | None = Field(default=None, max_length=65536)
+    duration_ms: Milliseconds
+    error: StorableText | None = Field(default=None, max_length=65536)
     artifacts: dict[str, str] = Field(default_factory=dict)
-    log: str | None = Field(default=None, max_length=1024 * 1024)
+    log: StorableText | None = Field(default=None, max_length=1024 * 1024)
 
 
 class SetupDoneEvent(_Strict):
     type: Literal["setup_done"]
-    install_ms: int = Field(ge=0)
+    install_ms: Milliseconds
     build: str | None = Field(default=None, max_length=200)
 
 
@@ -328,7 +343,7 @@ GroupEvent = Annotated[
 
 
 class GroupEvents(_Strict):
-    lease_token: int
+    lease_token: LeaseToken
     events: list[GroupEvent] = Field(min_length=1, max_length=1000)
 
 

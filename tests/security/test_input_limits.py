@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import re
 from collections.abc import AsyncIterator
 
@@ -63,6 +64,7 @@ async def _ids(api: Api) -> dict[str, str]:
         "run_id": run["run_id"],
         "worker_id": worker["worker_id"],
         "group_id": group["group_id"],
+        "lease_token": str(group["lease_token"]),
     }
 
 
@@ -220,3 +222,38 @@ def test_failure_limit_slides_with_the_clock() -> None:
     assert limit.retry_after_s("a", now=12) == 2  # failures at 4 and 11: until 14
     assert limit.retry_after_s("a", now=30) is None
     assert "a" not in limit._failures  # forgotten once nothing is left in the window
+
+
+async def test_text_postgresql_cannot_store_is_refused_or_replaced(api: Api) -> None:
+    ids = await _ids(api)
+    async with api.client() as admin:
+        named = await admin.post(
+            "/v1/workers",
+            json={"name": "w", "target_types": ["emulator"], "labels": {"model": "pixel\x00"}},
+        )
+        assert named.status_code == 422, named.text
+        assert named.json()["error"]["field"] == "labels.model"
+        broken = await admin.post(
+            "/v1/workers",
+            content=b'{"name": "w\\ud800", "target_types": ["emulator"]}',
+            headers={"Content-Type": "application/json"},
+        )
+        assert broken.status_code == 422, broken.text
+        assert broken.json()["error"]["field"] == "name"
+        # A test that printed NUL bytes still gets its result recorded: the log keeps U+FFFD.
+        event = {
+            "type": "job_finished",
+            "job_id": ids["job_id"],
+            "outcome": "passed",
+            "duration_ms": 3,
+            "log": "before\x00after \ud800",
+        }
+        body = {"lease_token": int(ids["lease_token"]), "events": [event]}
+        answer = await admin.post(
+            f"/v1/groups/{ids['group_id']}/events",
+            content=json.dumps(body).encode(),  # ASCII, with the lone surrogate escaped
+            headers={"Content-Type": "application/json"},
+        )
+        assert answer.status_code == 200, answer.text
+        log = await admin.get(f"/v1/jobs/{ids['job_id']}/log")
+        assert log.text == "before\ufffdafter ?"
