@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from app.api.routes import ENDPOINTS, api_routes
 from app.auth import FailureLimit, TokenVerifier
+from app.build_waits import sweep_forever
 from app.database import create_pool
 from app.embedded import EmbeddedPostgres, start_embedded
 from app.errors import EXCEPTION_HANDLERS
@@ -33,6 +34,8 @@ from app.migrations import migrate
 from app.openapi import build_openapi
 from app.reaper import reap_forever
 from app.services import Services
+from app.sources import NoSourceAccess, SourceAccess
+from app.storage import LocalBlobStorage
 from app.wakeups import Wakeups, listen_forever
 from qgjob import __version__
 from qgjob.settings import Settings
@@ -40,10 +43,16 @@ from qgjob.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, *, services: Services | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    services: Services | None = None,
+    source_access: SourceAccess | None = None,
+) -> Starlette:
     """The ASGI app. Its lifespan sets up the database and background loops, from
     `settings` or, when there are none, from `QGJOB_*` variables read as it starts; given
-    `services` already running (as `serve` does), it uses those instead."""
+    `services` already running (as `serve` does), it uses those instead. `source_access`
+    hands workers tokens to read run repositories (default: none)."""
     openapi = build_openapi(ENDPOINTS, version=__version__)
 
     async def openapi_json(request: Request) -> Response:
@@ -55,7 +64,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             yield {"services": services}
             return
         resolved = settings if settings is not None else Settings.from_env()
-        async with running_services(resolved) as started:
+        async with running_services(resolved, source_access=source_access) as started:
             yield {"services": started}
 
     routes = [*api_routes(), Route("/openapi.json", openapi_json, methods=["GET"])]
@@ -63,7 +72,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
 
 @asynccontextmanager
-async def running_services(settings: Settings) -> AsyncIterator[Services]:
+async def running_services(
+    settings: Settings, *, source_access: SourceAccess | None = None
+) -> AsyncIterator[Services]:
     """Database (embedded unless QGJOB_DATABASE_URL is set), migrations, local token."""
     embedded: EmbeddedPostgres | None = None
     if settings.database_url is None:
@@ -93,6 +104,15 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
                     ),
                     name="reaper",
                 ),
+                asyncio.create_task(
+                    sweep_forever(
+                        pool,
+                        interval_s=settings.build_sweep_interval_s,
+                        wait_s=settings.build_wait_s,
+                        live_within_s=settings.lease_ttl_s,
+                    ),
+                    name="build-waits",
+                ),
             ]
             try:
                 yield Services(
@@ -106,6 +126,8 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
                         ),
                     ),
                     wakeups=wakeups,
+                    storage=LocalBlobStorage(settings.data_dir / "builds"),
+                    source_access=source_access or NoSourceAccess(),
                 )
             finally:
                 for task in background:

@@ -47,6 +47,8 @@ class AgentConfig:
     labels: Mapping[str, str] = field(default_factory=dict)
     heartbeat_interval_s: float = 10.0
     claim_wait_s: float = 30.0
+    # The executor cannot run a group without its build: claim only groups that have one.
+    needs_build: bool = False
 
 
 class Agent:
@@ -91,6 +93,7 @@ class Agent:
                     target_types=self.config.targets,
                     labels=self.config.labels,
                     capacity=self.config.capacity,
+                    needs_build=self.config.needs_build,
                 )
             except TransientError as exc:
                 await self._pause(retry.next_delay(), "register", exc)

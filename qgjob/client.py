@@ -15,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
+from urllib.parse import quote
 from uuid import UUID
 
 import httpx
@@ -25,7 +28,7 @@ import pydantic
 
 from qgjob import __version__
 from qgjob.errors import ServerUnreachable, UnexpectedResponse, api_error_for
-from qgjob.models import IssuedToken, Job, JobPage, Run, Stats
+from qgjob.models import Build, IssuedToken, Job, JobPage, Run, Stats
 from qgjob.types import JobStatus, Priority, Role, RunSource, Target
 
 logger = logging.getLogger(__name__)
@@ -36,6 +39,11 @@ DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_RETRIES = 2
 MAX_PAGE_SIZE = 500  # the most jobs the service sends in one page of GET /v1/jobs
 _BACKOFF_S = 0.25
+UPLOAD_CHUNK_BYTES = 1024 * 1024
+# After the last byte of an upload the service still syncs the file to disk.
+UPLOAD_ANSWER_TIMEOUT_S = 300.0
+# Between two chunks of a download: generous, a busy service may pause.
+DOWNLOAD_READ_TIMEOUT_S = 120.0
 
 
 class QgjobClient:
@@ -180,6 +188,82 @@ class QgjobClient:
             body["name"] = name
         return _parse(IssuedToken, await self._request("POST", "/v1/tokens", json=body))
 
+    # Builds.
+
+    async def upload_build(
+        self,
+        *,
+        org_id: str,
+        app_version_id: str,
+        path: Path,
+        sha256: str,
+        progress: Callable[[int], None] | None = None,
+    ) -> Build:
+        """Stream the file at `path` to `POST /v1/builds`; the service checks it against
+        `sha256`. `progress(n)` is called with each chunk's size as it is sent."""
+        size = (await asyncio.to_thread(path.stat)).st_size
+        params = {
+            "org_id": org_id,
+            "app_version_id": app_version_id,
+            "filename": path.name,
+            "sha256": sha256,
+        }
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        try:
+            response = await self._http.post(
+                "/v1/builds",
+                params=params,
+                content=_file_chunks(path, progress),
+                headers=headers,
+                timeout=httpx.Timeout(self.timeout_s, read=UPLOAD_ANSWER_TIMEOUT_S),
+            )
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(self.base_url, _describe(exc)) from exc
+        return _parse(Build, _decode(response))
+
+    async def register_build(
+        self,
+        *,
+        org_id: str,
+        app_version_id: str,
+        url: str,
+        sha256: str,
+        size: int | None = None,
+        filename: str | None = None,
+    ) -> Build:
+        """Register a build kept elsewhere: workers download it from `url`."""
+        body: dict[str, Any] = {
+            "org_id": org_id,
+            "app_version_id": app_version_id,
+            "url": url,
+            "sha256": sha256,
+        }
+        if size is not None:
+            body["size"] = size
+        if filename is not None:
+            body["filename"] = filename
+        return _parse(Build, await self._request("POST", "/v1/builds", json=body))
+
+    async def get_build(self, app_version_id: str, *, org_id: str | None = None) -> Build:
+        path = f"/v1/builds/{quote(app_version_id, safe='')}"
+        params = {"org_id": org_id} if org_id else None
+        return _parse(Build, await self._request("GET", path, params=params))
+
+    @asynccontextmanager
+    async def download(self, path: str) -> AsyncIterator[httpx.Response]:
+        """A streamed GET of `path` on the service (a build's `download_path`); the answer
+        is open for `aiter_bytes()` inside the block. Errors are the client's usual ones."""
+        try:
+            async with self._http.stream(
+                "GET", path, timeout=httpx.Timeout(self.timeout_s, read=DOWNLOAD_READ_TIMEOUT_S)
+            ) as response:
+                if not response.is_success:
+                    await response.aread()
+                    _decode(response)
+                yield response
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(self.base_url, _describe(exc)) from exc
+
     # The edge: HTTP in, records or QgjobError out.
 
     async def _request(
@@ -207,6 +291,14 @@ class QgjobClient:
                 logger.debug("retrying %s %s after %r (attempt %d)", method, path, exc, attempt)
                 await asyncio.sleep(_BACKOFF_S * 2 ** (attempt - 1))
         return _decode(response)
+
+
+async def _file_chunks(path: Path, progress: Callable[[int], None] | None) -> AsyncIterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := await asyncio.to_thread(handle.read, UPLOAD_CHUNK_BYTES):
+            if progress is not None:
+                progress(len(chunk))
+            yield chunk
 
 
 def _new_key() -> str:

@@ -13,7 +13,16 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-from qgjob.types import JobStatus, Outcome, Priority, Role, RunSource, RunStatus, Target
+from qgjob.types import (
+    BuildPlatform,
+    JobStatus,
+    Outcome,
+    Priority,
+    Role,
+    RunSource,
+    RunStatus,
+    Target,
+)
 
 # Written back as `datetime.isoformat()` ("+00:00"), the way the service writes them, rather
 # than pydantic's "Z", so that `--json` prints the timestamps the service sent.
@@ -138,3 +147,22 @@ class IssuedToken(_Record):
     token_id: str
     org_id: str
     role: Role
+
+
+class Build(_Record):
+    """The app build of one app version: stored on the service, or kept at `external_url`.
+
+    `result` comes with an upload or registration: `created`, `replaced` or `unchanged`."""
+
+    org_id: str
+    app_version_id: str
+    platform: BuildPlatform
+    filename: str
+    size: int
+    sha256: str
+    stored: bool
+    download_path: str | None
+    external_url: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    result: str | None = None

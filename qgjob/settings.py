@@ -48,6 +48,11 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("qgjob", appauthor=False))
 
 
+def default_cache_dir() -> Path:
+    """Where a worker keeps builds and repository checkouts."""
+    return Path(platformdirs.user_cache_dir("qgjob", appauthor=False))
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable, with its default. Field `x` is read from `QGJOB_X`."""
@@ -71,6 +76,12 @@ class Settings:
     db_pool_size: int = 10
     db_connect_timeout_s: float = 30.0
     log_level: str = "INFO"
+    # Builds (app/api/builds.py, app/build_waits.py): upload size limit, how long jobs may
+    # wait for a build that was never uploaded, and how often that wait is checked.
+    max_build_bytes: int = 2 * 1024**3
+    build_wait_s: float = 3600.0
+    build_sweep_interval_s: float = 10.0
+    npm: str = "npm"  # the program a worker runs `npm ci` with, for a run's repository
     # Security (faults): failed authentications allowed per client address and window; past
     # that the client is answered 429 with Retry-After until the window has moved on.
     auth_failures_max: int = 30
@@ -186,6 +197,10 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "db_pool_size": _number(int, "a whole number", 1),
     "db_connect_timeout_s": _number(float, "a number of seconds", 0),
     "log_level": _parse_log_level,
+    "max_build_bytes": _number(int, "a whole number of bytes", 1),
+    "build_wait_s": _number(float, "a number of seconds", 0),
+    "build_sweep_interval_s": _number(float, "a number of seconds", 0.05),
+    "npm": _parse_str,
     # Security (faults).
     "auth_failures_max": _number(int, "a whole number", 1),
     "auth_failures_window_s": _number(float, "a number of seconds", 0.1),

@@ -108,3 +108,29 @@ class WorkerStatus(StrEnum):
     BUSY = "busy"
     DRAINING = "draining"
     OFFLINE = "offline"
+
+
+class BuildPlatform(StrEnum):
+    """What an app build runs on, told by its file name (`build_platform` in PostgreSQL)."""
+
+    ANDROID = "android"
+    IOS = "ios"
+
+
+# The file name endings a build may have, and the platform each one means.
+BUILD_SUFFIXES: tuple[tuple[str, BuildPlatform], ...] = (
+    (".apk", BuildPlatform.ANDROID),
+    (".aab", BuildPlatform.ANDROID),
+    (".ipa", BuildPlatform.IOS),
+    (".app.zip", BuildPlatform.IOS),
+)
+BUILD_EXTENSIONS = ".apk, .aab, .ipa or .app.zip"
+
+
+def build_platform_of(filename: str) -> BuildPlatform | None:
+    """The platform a build file name stands for, or None when its extension is not one."""
+    lowered = filename.lower()
+    for suffix, platform in BUILD_SUFFIXES:
+        if lowered.endswith(suffix) and len(lowered) > len(suffix):
+            return platform
+    return None

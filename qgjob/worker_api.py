@@ -42,11 +42,16 @@ MAX_READY_BUILDS = 200
 
 @dataclass(frozen=True)
 class JobSource:
-    """Where the specs come from (a repository at a commit), when the run says."""
+    """Where the specs come from (a repository at a commit), when the run says.
+
+    `token` (short-lived, read-only) and `api_url` come with it when the service can grant
+    access to the repository (the GitHub App); the worker then downloads its tarball."""
 
     repo: str
     ref: str | None
     head_sha: str | None
+    token: str | None = field(default=None, repr=False)
+    api_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -222,12 +227,16 @@ class WorkerApi(QgjobClient):
         target_types: Sequence[Target],
         labels: Mapping[str, str],
         capacity: int,
+        needs_build: bool = False,
     ) -> UUID:
+        """`needs_build`: this worker cannot run a group without its build, so the service
+        offers it only groups whose build has been uploaded."""
         body = {
             "name": name,
             "target_types": [str(t) for t in target_types],
             "labels": dict(labels),
             "capacity": capacity,
+            "needs_build": needs_build,
         }
         data = await self._call("POST", "/v1/workers", body)
         return _load(_REGISTERED, "registration", data).worker_id

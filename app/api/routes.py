@@ -10,12 +10,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api import groups, health, jobs, submissions, tokens, workers
+from app.api import builds, groups, health, jobs, submissions, tokens, workers
 from app.api.schemas import (
+    Build,
     ClaimBody,
     ClaimedGroup,
     CreatedToken,
     EventsAnswer,
+    ExternalBuild,
     GroupEvents,
     HeartbeatAnswer,
     Job,
@@ -74,6 +76,8 @@ _SUBMIT_ERRORS = (400, 401, 403, 409, 413, 422)
 _WORKER_ID = Param("worker_id", "path", "The worker's id", schema_format="uuid")
 _GROUP_ID = Param("group_id", "path", "The group's id", schema_format="uuid")
 _LEASE_ERRORS = (400, 401, 403, 404, 409, 413, 422)
+_APP_VERSION_ID = Param("app_version_id", "path", "The app version")
+_BUILD_ORG = Param("org_id", "query", "The org (default: the token's; required for fleet tokens)")
 
 _V1: tuple[Endpoint, ...] = (
     Endpoint(
@@ -269,6 +273,48 @@ _V1: tuple[Endpoint, ...] = (
         response=ReleaseAnswer,
         params=(_GROUP_ID,),
         errors=_LEASE_ERRORS,
+    ),
+    # Builds (app/api/builds.py).
+    Endpoint(
+        "POST",
+        "/v1/builds",
+        builds.post_build,
+        "Upload a build (raw bytes, any content type but JSON, with the query parameters) "
+        "or register an external one (JSON: url + sha256); 200 when it was already known",
+        "builds",
+        request=ExternalBuild,
+        response=Build,
+        status=201,
+        params=(
+            Param("org_id", "query", "Upload: the org the build belongs to"),
+            Param("app_version_id", "query", "Upload: the app version it builds"),
+            Param("filename", "query", "Upload: its file name (.apk .aab .ipa .app.zip)"),
+            Param("sha256", "query", "Upload: the expected sha256; a mismatch is refused"),
+        ),
+        errors=(400, 401, 403, 413, 422),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/builds/{app_version_id}",
+        builds.get_build,
+        "Get an app version's build",
+        "builds",
+        response=Build,
+        params=(_APP_VERSION_ID, _BUILD_ORG),
+        errors=(401, 404, 422),
+    ),
+    Endpoint(
+        "GET",
+        "/v1/builds/{app_version_id}/download",
+        builds.download_build,
+        "Download a stored build (its sha256 in the X-Qgjob-Sha256 header)",
+        "builds",
+        params=(
+            _APP_VERSION_ID,
+            _BUILD_ORG,
+            Param("sha256", "query", "Only this content: 409 if the build was replaced"),
+        ),
+        errors=(401, 404, 409, 422),
     ),
     Endpoint(
         "GET", "/healthz", health.healthz, "The process is up", "health", public=True, errors=()

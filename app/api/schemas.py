@@ -10,6 +10,8 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from qgjob.types import (
+    BUILD_EXTENSIONS,
+    BuildPlatform,
     JobStatus,
     Outcome,
     Priority,
@@ -18,6 +20,7 @@ from qgjob.types import (
     RunStatus,
     Target,
     WorkerStatus,
+    build_platform_of,
 )
 
 _ORG_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -251,6 +254,9 @@ class WorkerRegistration(_Strict):
     target_types: list[Target] = Field(min_length=1)
     labels: dict[str, LabelValue] = Field(default_factory=dict)
     capacity: int = Field(default=1, ge=1, le=64)
+    # True for executors that cannot run without the app build: such a worker is only
+    # offered groups whose build has been uploaded.
+    needs_build: bool = False
 
 
 class RegisteredWorker(BaseModel):
@@ -270,6 +276,10 @@ class JobSource(BaseModel):
     repo: str
     ref: str | None
     head_sha: str | None
+    # A short-lived read-only token for the repository, and the API to use it with, when the
+    # service has a source provider (the GitHub App); absent otherwise.
+    token: str | None = None
+    api_url: str | None = None
 
 
 class ClaimedJob(BaseModel):
@@ -278,6 +288,18 @@ class ClaimedJob(BaseModel):
     attempt: int
     run_id: UUID
     source: JobSource | None
+
+
+class ClaimedBuild(BaseModel):
+    """The group's app build: fetch it from `download_path` (this service) or `external_url`."""
+
+    app_version_id: str
+    sha256: str
+    size: int
+    filename: str
+    platform: BuildPlatform
+    download_path: str | None
+    external_url: str | None
 
 
 class ClaimedGroup(BaseModel):
@@ -289,6 +311,7 @@ class ClaimedGroup(BaseModel):
     target: Target
     jobs: list[ClaimedJob]
     source: JobSource | None
+    build: ClaimedBuild | None = None
 
 
 # Bounds of the database columns behind them (bigint, integer): larger numbers are 422, not 500.
@@ -381,3 +404,53 @@ class Worker(BaseModel):
 
 class WorkerList(BaseModel):
     workers: list[Worker]
+
+
+# --- Builds ----------------------------------------------------------------------------
+
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+MAX_BUILD_FILENAME = 255
+
+
+def check_build_filename(value: str) -> str:
+    """A plain file name with a build extension; it is only ever shown, never a path."""
+    if not value or len(value) > MAX_BUILD_FILENAME:
+        raise ValueError(f"filename must be 1-{MAX_BUILD_FILENAME} characters")
+    if any(ch in value for ch in "/\\") or value in (".", ".."):
+        raise ValueError("filename must be a plain file name, without directories")
+    if any(ord(ch) < 32 or ch == "\x7f" for ch in value):
+        raise ValueError("filename must not contain control characters")
+    if build_platform_of(value) is None:
+        raise ValueError(f"filename must end with {BUILD_EXTENSIONS}; got {value!r}")
+    return value
+
+
+BuildFilename = Annotated[str, AfterValidator(check_build_filename)]
+
+
+class ExternalBuild(_Strict):
+    """A build kept elsewhere: workers download it from `url` and check its sha256."""
+
+    org_id: OrgId
+    app_version_id: AppVersionId
+    url: str = Field(max_length=2048, pattern=r"^https?://[^\s]+$")
+    sha256: str = Field(pattern=SHA256_PATTERN)
+    size: int = Field(default=0, ge=0, description="In bytes; 0 when unknown.")
+    filename: BuildFilename | None = Field(
+        default=None, description="Default: the last segment of the url's path."
+    )
+
+
+class Build(BaseModel):
+    org_id: str
+    app_version_id: str
+    platform: BuildPlatform
+    filename: str
+    size: int
+    sha256: str
+    stored: bool
+    download_path: str | None
+    external_url: str | None
+    created_at: datetime
+    updated_at: datetime
+    result: Literal["created", "replaced", "unchanged"] | None = None

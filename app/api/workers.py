@@ -19,6 +19,7 @@ from app.api.schemas import ClaimBody, WorkerRegistration, WorkerStatusChange
 from app.auth import authenticate, require_role
 from app.errors import NotFound
 from app.services import Services
+from app.sources import grant_sources
 from app.store import workers as store
 from app.store.leases import ClaimRequest, UnknownWorker, claim_group
 from app.store.tokens import Principal
@@ -41,12 +42,14 @@ async def register(request: Request) -> Response:
         target_types=body.target_types,
         labels=dict(body.labels),
         capacity=body.capacity,
+        needs_build=body.needs_build,
     )
     logger.info(
-        "worker registered worker_id=%s name=%s targets=%s",
+        "worker registered worker_id=%s name=%s targets=%s needs_build=%s",
         worker_id,
         body.name,
         ",".join(body.target_types),
+        body.needs_build,
     )
     return JSONResponse({"worker_id": str(worker_id)}, status_code=201)
 
@@ -118,6 +121,7 @@ async def claim(request: Request) -> Response:
                 group["target"],
                 len(group["jobs"]),
             )
+            await grant_sources(services.source_access, group)
             return JSONResponse(group)
         remaining = deadline - loop.time()
         if remaining <= 0:

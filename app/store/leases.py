@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import asyncpg
 
 from app.database import Conn, TxConn
+from app.store.builds import claimed_build
 from app.store.jobs import Wire, to_wire
 from qgjob.types import Target
 
 _LOCK_WORKER = """
-SELECT w.capacity, w.org_id, w.status,
+SELECT w.capacity, w.org_id, w.status, w.needs_build,
        (SELECT count(*) FROM groups g WHERE g.worker_id = w.worker_id AND g.status = 'LEASED')
            AS live
 FROM workers w WHERE w.worker_id = $1 FOR UPDATE
@@ -31,6 +32,10 @@ _PICK_KEY = """
 SELECT org_id, app_version_id, target FROM jobs
 WHERE status = 'PENDING' AND target = ANY($1::target[]) AND not_before <= now()
   AND ($2::text IS NULL OR org_id = $2)
+  -- builds: a worker that needs a build is offered only keys whose build exists
+  AND (NOT $3::boolean OR EXISTS (
+      SELECT 1 FROM builds b
+      WHERE b.org_id = jobs.org_id AND b.app_version_id = jobs.app_version_id))
   AND pg_try_advisory_xact_lock(
       hashtextextended(org_id || '/' || app_version_id || '/' || target::text, 0))
 ORDER BY priority DESC, created_at, job_id
@@ -91,7 +96,9 @@ async def claim_group(conn: TxConn, request: ClaimRequest) -> Wire | None:
         raise UnknownWorker(str(request.worker_id))
     if worker["live"] >= worker["capacity"] or worker["status"] == "draining":
         return None
-    key = await conn.fetchrow(_PICK_KEY, [t.value for t in request.targets], worker["org_id"])
+    key = await conn.fetchrow(
+        _PICK_KEY, [t.value for t in request.targets], worker["org_id"], worker["needs_build"]
+    )
     if key is None:
         return None
     group_id = uuid.uuid4()
@@ -134,6 +141,7 @@ async def claim_group(conn: TxConn, request: ClaimRequest) -> Wire | None:
         "target": target,
         "jobs": job_wire,
         "source": job_wire[0]["source"] if len(distinct_sources) == 1 else None,
+        "build": await claimed_build(conn, org_id, app_version_id),  # builds
     }
 
 

@@ -14,8 +14,8 @@ _REGISTER = """
 WITH org AS (
     INSERT INTO orgs (org_id) SELECT $2 WHERE $2::text IS NOT NULL ON CONFLICT DO NOTHING
 )
-INSERT INTO workers (worker_id, org_id, name, target_types, labels, capacity)
-VALUES ($1, $2, $3, $4::target[], $5, $6)
+INSERT INTO workers (worker_id, org_id, name, target_types, labels, capacity, needs_build)
+VALUES ($1, $2, $3, $4::target[], $5, $6, $7)
 RETURNING worker_id
 """
 
@@ -51,10 +51,18 @@ async def register_worker(
     target_types: Sequence[Target],
     labels: dict[str, Any],
     capacity: int,
+    needs_build: bool = False,
 ) -> uuid.UUID:
     worker_id = uuid.uuid4()
     await conn.execute(
-        _REGISTER, worker_id, org_id, name, [t.value for t in target_types], labels, capacity
+        _REGISTER,
+        worker_id,
+        org_id,
+        name,
+        [t.value for t in target_types],
+        labels,
+        capacity,
+        needs_build,
     )
     return worker_id
 

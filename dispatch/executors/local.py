@@ -8,6 +8,9 @@ A job that runs past its timeout, or that is cancelled, is stopped with its whol
 
 `--prepare-command` runs once per group, before its first job, with `{app_version_id}` and
 `{target}`; a non-zero exit is an infrastructure error, so the group goes to another worker.
+With a build cache (`qgjob worker --needs-build`) the group's build is fetched first and its
+path is in `QGJOB_BUILD_PATH` for both commands. A job whose run's repository the service
+granted a token for runs in a checkout of it (`dispatch.sources`), else in `--workspace`.
 Other `{…}` text (shell `${VAR}`, awk programs) is left as it is.
 """
 
@@ -20,10 +23,13 @@ import re
 import shlex
 from collections.abc import Collection, Mapping
 from pathlib import Path
+from uuid import UUID
 
+from dispatch.buildcache import BuildCache
 from dispatch.errors import InfrastructureError
 from dispatch.executors.base import JobResult, JobSpec, PrepareResult
 from dispatch.processes import DEFAULT_TAIL_BYTES, Completed, Stop, run_shell
+from dispatch.sources import Sources
 from qgjob.types import Outcome
 from qgjob.worker_api import ClaimedGroup
 
@@ -36,6 +42,7 @@ _PLACEHOLDER = re.compile(r"(?<!\$)\{([a-z_]+)\}")
 # The environment the worker itself was given that a test command must not see.
 _WITHHELD_ENV = ("QGJOB_TOKEN",)
 _ERROR_TAIL_CHARS = 4000
+_KEPT_BUILD_PATHS = 64
 
 
 def check_template(template: str, *, allowed: Collection[str], option: str) -> str:
@@ -74,6 +81,8 @@ class LocalExecutor:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         log_limit_bytes: int = DEFAULT_TAIL_BYTES,
+        builds: BuildCache | None = None,
+        sources: Sources | None = None,
     ) -> None:
         self.command = check_template(command, allowed=JOB_PLACEHOLDERS, option="--command")
         self.prepare_command = (
@@ -90,17 +99,21 @@ class LocalExecutor:
         self._env = {k: v for k, v in base.items() if k not in _WITHHELD_ENV}
         self.cwd = cwd
         self.log_limit_bytes = log_limit_bytes
+        self.builds = builds
+        self.sources = sources
+        self._build_paths: dict[UUID, Path] = {}  # group → its build file, newest last
 
     def __repr__(self) -> str:
         return f"LocalExecutor(command={self.command!r}, prepare={self.prepare_command!r})"
 
     async def prepare(self, group: ClaimedGroup) -> PrepareResult:
+        build_env = await self._fetch_build(group)
         if self.prepare_command is None:
             return PrepareResult(install_ms=0, build=group.app_version_id)
         values = {"app_version_id": group.app_version_id, "target": str(group.target)}
         done = await self._run(
             fill(self.prepare_command, values),
-            env={"QGJOB_" + name.upper(): value for name, value in values.items()},
+            env={"QGJOB_" + name.upper(): value for name, value in values.items()} | build_env,
             timeout_s=self.prepare_timeout_s,
             cancel=None,
         )
@@ -126,13 +139,36 @@ class LocalExecutor:
             "attempt": str(job.attempt),
         }
         env = {"QGJOB_" + name.upper(): value for name, value in values.items()}
+        if (build := self._build_paths.get(job.group_id)) is not None:
+            env["QGJOB_BUILD_PATH"] = str(build)
+        cwd = self.cwd
+        if self.sources is not None and job.source is not None and job.source.token:
+            cwd = (await self.sources.checkout(job.source)).root
         done = await self._run(
-            fill(self.command, values), env=env, timeout_s=self.job_timeout_s, cancel=cancel
+            fill(self.command, values),
+            env=env,
+            timeout_s=self.job_timeout_s,
+            cancel=cancel,
+            cwd=cwd,
         )
         return _result(done, timeout_s=self.job_timeout_s)
 
     async def close(self) -> None:
-        return None
+        if self.builds is not None:
+            await self.builds.close()
+        if self.sources is not None:
+            await self.sources.close()
+
+    async def _fetch_build(self, group: ClaimedGroup) -> dict[str, str]:
+        """With a build cache, the group's build is fetched before anything runs; its path
+        is in `QGJOB_BUILD_PATH` for the prepare command and every job of the group."""
+        if self.builds is None or group.build is None:
+            return {}
+        path = await self.builds.fetch(group.build)
+        self._build_paths[group.group_id] = path
+        while len(self._build_paths) > _KEPT_BUILD_PATHS:
+            del self._build_paths[next(iter(self._build_paths))]
+        return {"QGJOB_BUILD_PATH": str(path), "QGJOB_BUILD_SHA256": group.build.sha256}
 
     async def _run(
         self,
@@ -141,12 +177,13 @@ class LocalExecutor:
         env: Mapping[str, str],
         timeout_s: float | None,
         cancel: asyncio.Event | None,
+        cwd: Path | None = None,
     ) -> Completed:
         try:
             return await run_shell(
                 command,
                 env={**self._env, **env},
-                cwd=self.cwd,
+                cwd=cwd or self.cwd,
                 timeout_s=timeout_s,
                 cancel=cancel,
                 kill_grace_s=self.kill_grace_s,

@@ -64,3 +64,26 @@ def exactly_one(values: dict[str, object]) -> str:
         problem = "neither was given" if not given else "both were given"
         raise BadInput(f"pass exactly one of {names} ({problem})")
     return given[0]
+
+
+_SIZE_UNITS = {
+    "": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,
+    "gb": 1000**3, "t": 1000**4, "tb": 1000**4, "kib": 1024, "mib": 1024**2, "gib": 1024**3,
+    "tib": 1024**4,
+}  # fmt: skip
+
+
+def parse_size(raw: str, *, option: str) -> int:
+    """A byte count such as `20GiB`, `500MB` or `1048576`."""
+    text = raw.strip().lower().replace(" ", "")
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = text[len(number) :]
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if unit not in _SIZE_UNITS or not value > 0:
+        raise BadInput(
+            f"{option} must be a size such as 20GiB, 500MB or 1048576 (bytes) (got {raw!r})"
+        )
+    return int(value * _SIZE_UNITS[unit])

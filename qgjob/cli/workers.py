@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -22,12 +23,13 @@ from qgjob.cli.fleet import run_tree, workers_table
 from qgjob.cli.inputs import (
     BadInput,
     parse_choice,
+    parse_size,
     parse_uuid,
     require_positive_float,
     require_text,
 )
 from qgjob.cli.output import as_json, info, make_console, print_json
-from qgjob.settings import Settings
+from qgjob.settings import Settings, default_cache_dir
 from qgjob.types import Target
 from qgjob.worker_api import WorkerApi, WorkerRecord
 
@@ -89,6 +91,36 @@ def worker(
         list[str] | None,
         typer.Option("--label", help="KEY=VALUE describing this worker; repeat for several."),
     ] = None,
+    needs_build: Annotated[
+        bool,
+        typer.Option(
+            "--needs-build",
+            help="Take only groups whose build was uploaded; fetch it into the build cache "
+            "before the group (its path is in QGJOB_BUILD_PATH).",
+        ),
+    ] = False,
+    build_cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--build-cache",
+            envvar="QGJOB_BUILD_CACHE",
+            help="Directory of downloaded builds, shared by the workers of this host "
+            "(default: the user cache dir).",
+            show_default=False,
+        ),
+    ] = None,
+    build_cache_size: Annotated[
+        str,
+        typer.Option("--build-cache-size", help="Evict least recently used builds past this."),
+    ] = "20GiB",
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            help="A checkout of the test project on this host: jobs run there (specs of "
+            "runs with a repository the service grants access to are checked out instead).",
+        ),
+    ] = None,
 ) -> None:
     """Run a worker: claim groups of jobs from the server and run them until stopped."""
     with reporting_errors():
@@ -112,16 +144,18 @@ def worker(
                 "--executor local needs --command, the shell command run for each job "
                 "(e.g. --command 'npx appwright test {test_path} --project android')"
             )
+        cache_bytes = parse_size(build_cache_size, option="--build-cache-size")
+        cache_root = default_cache_dir()
+        builds_dir = build_cache or cache_root / "builds"
+        if workspace is not None and not workspace.is_dir():
+            raise BadInput(f"--workspace must be an existing directory (got {str(workspace)!r})")
         from dispatch.agent import Agent, AgentConfig, serve
+        from dispatch.buildcache import BuildCache
         from dispatch.executors.local import LocalExecutor
+        from dispatch.sources import Sources
 
         try:
-            runner = LocalExecutor(
-                command=command or "",
-                prepare_command=prepare_command,
-                job_timeout_s=timeout_s,
-                env=os.environ,
-            )
+            LocalExecutor(command=command or "", prepare_command=prepare_command)
         except ValueError as exc:
             raise BadInput(str(exc)) from None
         config = AgentConfig(
@@ -131,11 +165,23 @@ def worker(
             labels=_parse_labels(labels or []),
             heartbeat_interval_s=interval_s,
             claim_wait_s=min(settings.claim_timeout_s, MAX_CLAIM_WAIT_S),
+            needs_build=needs_build,
         )
         _configure_logging(settings)
 
         async def go() -> int:
             async with WorkerApi(settings.server_url, resolve_token(settings)) as api:
+                runner = LocalExecutor(
+                    command=command or "",
+                    prepare_command=prepare_command,
+                    job_timeout_s=timeout_s,
+                    env=os.environ,
+                    cwd=workspace,
+                    builds=BuildCache(builds_dir, cache_bytes, api=api, pin_limit=capacity),
+                    sources=Sources(
+                        cache_dir=cache_root / "sources", workspace=workspace, npm=settings.npm
+                    ),
+                )
                 return await serve(Agent(api, runner, config))
 
         code = asyncio.run(go())

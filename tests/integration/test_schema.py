@@ -9,6 +9,7 @@ import pytest
 
 from app.migrations import load_migrations, migrate
 from qgjob.types import (
+    BuildPlatform,
     GroupStatus,
     JobStatus,
     Outcome,
@@ -28,6 +29,7 @@ ENUMS: list[tuple[str, type[StrEnum]]] = [
     ("token_role", Role),
     ("group_status", GroupStatus),
     ("worker_status", WorkerStatus),
+    ("build_platform", BuildPlatform),
 ]
 
 
