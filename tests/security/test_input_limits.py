@@ -15,6 +15,8 @@ import dataclasses
 import json
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -257,3 +259,48 @@ async def test_text_postgresql_cannot_store_is_refused_or_replaced(api: Api) -> 
         assert answer.status_code == 200, answer.text
         log = await admin.get(f"/v1/jobs/{ids['job_id']}/log")
         assert log.text == "before\ufffdafter ?"
+
+
+BAD_BUILD_NAMES = [
+    "../../escape.apk",
+    "..\\..\\escape.apk",
+    "/tmp/escape.apk",
+    "dir/escape.apk",
+    "..",
+    "escape\x00.apk",
+    "escape.apk\n",
+    "escape.sh",
+]
+
+
+async def test_build_uploads_cannot_name_a_path(api: Api, tmp_path: Path) -> None:
+    before = {p for p in tmp_path.parent.rglob("*")}
+    async with api.client() as admin:
+        for name in BAD_BUILD_NAMES:
+            answer = await admin.post(
+                "/v1/builds",
+                params={"org_id": "acme", "app_version_id": "v1", "filename": name},
+                content=b"not really an apk",
+            )
+            assert answer.status_code == 422, (name, answer.text)
+            assert answer.json()["error"]["field"] == "filename", (name, answer.text)
+        for version in ("../v1", "..", "v1/../../x", "/etc"):
+            answer = await admin.post(
+                "/v1/builds",
+                params={"org_id": "acme", "app_version_id": version, "filename": "a.apk"},
+                content=b"x",
+            )
+            assert answer.status_code == 422, (version, answer.text)
+            read = await admin.get(f"/v1/builds/{quote(version, safe='')}/download?org_id=acme")
+            assert read.status_code in (404, 422), (version, read.text)
+        ok = await admin.post(
+            "/v1/builds",
+            params={"org_id": "acme", "app_version_id": "v1", "filename": "good.apk"},
+            content=b"a real build",
+        )
+        assert ok.status_code == 201, ok.text
+    # Nothing was written anywhere but the service's own build storage.
+    written = {p for p in tmp_path.parent.rglob("*")} - before
+    outside = [p for p in written if api.settings.data_dir not in p.parents]
+    assert outside == []
+    assert not any("escape" in p.name for p in written)

@@ -111,6 +111,15 @@ async def _release(client: httpx.AsyncClient, path: str, alpha: Alpha) -> httpx.
     return await client.post(_path(path, alpha), json=body)
 
 
+async def _upload_for_alpha(client: httpx.AsyncClient, path: str, alpha: Alpha) -> httpx.Response:
+    query = {"org_id": A, "app_version_id": "v1", "filename": "planted.apk"}
+    return await client.post(path, params=query, content=b"planted build")
+
+
+async def _read_alpha_build(client: httpx.AsyncClient, path: str, alpha: Alpha) -> httpx.Response:
+    return await client.get(path.format(app_version_id="v1"), params={"org_id": A})
+
+
 CASES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/jobs"): _submit_job,
     ("GET", "/v1/jobs"): _list_alpha_jobs,
@@ -129,6 +138,9 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/groups/{group_id}/heartbeat"): _heartbeat,
     ("POST", "/v1/groups/{group_id}/events"): _events,
     ("POST", "/v1/groups/{group_id}/release"): _release,
+    ("POST", "/v1/builds"): _upload_for_alpha,
+    ("GET", "/v1/builds/{app_version_id}"): _read_alpha_build,
+    ("GET", "/v1/builds/{app_version_id}/download"): _read_alpha_build,
     # The seed's paths.
     ("POST", "/submit-job"): _submit_job,
     ("GET", "/status/{job_id}"): _get,
@@ -152,6 +164,13 @@ async def _alpha(api: Api) -> Alpha:
                 json={"org_id": A, "app_version_id": "v1", "tests": ["t/a.ts", "t/b.ts"]},
             )
         ).json()
+    async with api.client(await api.token(A)) as submitter:
+        uploaded = await submitter.post(
+            "/v1/builds",
+            params={"org_id": A, "app_version_id": "v1", "filename": "alpha.apk"},
+            content=b"alpha's secret build",
+        )
+        assert uploaded.status_code == 201, uploaded.text
     async with api.client(await api.token(A, "worker")) as worker:
         registered = await worker.post(
             "/v1/workers", json={"name": "alpha-1", "target_types": ["emulator"], "capacity": 1}
@@ -189,6 +208,7 @@ async def _alpha_rows(pool: asyncpg.Pool) -> list[str]:
         ("groups", "group_id"),
         ("workers", "worker_id"),
         ("api_tokens", "token_id"),
+        ("builds", "app_version_id"),
     ):
         rows = await pool.fetch(f"SELECT * FROM {table} WHERE org_id = $1 ORDER BY {order}", A)
         parts += [table + " " + json.dumps(dict(r), default=str, sort_keys=True) for r in rows]
@@ -235,7 +255,7 @@ def _judge(answer: httpx.Response, who: str, method: str, path: str, alpha: Alph
     shown = answer.text
     leaked = [i for i in alpha.ids() if i in shown and i not in asked]
     problems = []
-    if leaked or "alpha's secret log" in shown:
+    if leaked or "alpha's secret" in shown or "alpha.apk" in shown:
         problems.append(f"{who} saw alpha's {leaked or 'log'}: {shown[:200]}")
     if answer.status_code < 400 and (method, path) not in OWN_BUSINESS:
         problems.append(f"{who} got {answer.status_code}: {shown[:200]}")
