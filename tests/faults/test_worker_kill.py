@@ -4,8 +4,8 @@ The service runs in the test's loop (the `api` fixture: lease TTL 2 s); workers 
 `qgjob worker` processes. Each kill lands while the victim's group has finished some jobs
 and not others. Afterwards every job has exactly one test result, the results recorded
 before a kill stay where they were, and DESIGN §3 holds over the whole history
-(tests/support/invariants.py). The single-kill story with a fenced late result is
-tests/acceptance/test_workers.py::test_kill_9_mid_group_moves_the_unfinished_jobs_to_the_other_worker.
+(tests/support/invariants.py). A result the dead worker might still send under its old
+lease is refused (409) and changes nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ import asyncpg
 import pytest
 
 from app.lifecycle import LOST_WORKER
+from qgjob.errors import StaleLease
+from qgjob.types import Outcome
+from qgjob.worker_api import JobFinished, WorkerApi
 from tests.conftest import Api
 from tests.support.crew import ORG, Crew, ended, results_per_job, statuses, submit_run
 from tests.support.invariants import check_invariants
@@ -50,13 +53,20 @@ async def test_repeated_kill_9_mid_group_loses_nothing_and_records_nothing_twice
     await start("w1")
     by_name = {w.log_path.stem: w for w in crew.started}
     kept: dict[str, str] = {}  # results recorded before each kill: job_id -> worker name
+    dead_leases: list[asyncpg.Record] = []
     for round_no in range(2):
         alive_names = [n for n, w in by_name.items() if w.running]
         victim = await eventually(
             lambda names=alive_names: pool.fetchval(_MID_GROUP, names),
             what=f"a worker mid-group (round {round_no})",
         )
+        dead_lease = await pool.fetchrow(
+            """SELECT g.group_id, g.lease_token FROM groups g JOIN workers w USING (worker_id)
+               WHERE w.name = $1 AND g.status = 'LEASED'""",
+            victim,
+        )
         await by_name[victim].kill9()
+        dead_leases.append(dead_lease)
         rows = await pool.fetch(
             """SELECT a.job_id::text, w.name FROM job_attempts a JOIN workers w USING (worker_id)
                WHERE a.outcome = 'passed'"""
@@ -84,3 +94,17 @@ async def test_repeated_kill_9_mid_group_loses_nothing_and_records_nothing_twice
     expired = await pool.fetchval("SELECT count(*) FROM groups WHERE status = 'EXPIRED'")
     assert expired >= 2
     assert await check_invariants(pool) == []
+
+    # The dead workers' leases are fenced off: a late result under one is refused, ignored.
+    victim_job = next(iter(kept))
+    before = await pool.fetch("SELECT * FROM job_attempts ORDER BY job_id, attempt")
+    async with WorkerApi(api.url, worker_token) as late:
+        for lease in dead_leases:
+            with pytest.raises(StaleLease):
+                await late.send_events(
+                    lease["group_id"],
+                    lease["lease_token"],
+                    [JobFinished(job_id=victim_job, outcome=Outcome.FAILED, duration_ms=1)],
+                )
+    assert await pool.fetch("SELECT * FROM job_attempts ORDER BY job_id, attempt") == before
+    assert await statuses(pool) == {"COMPLETED": total}
