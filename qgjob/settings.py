@@ -76,6 +76,11 @@ class Settings:
     db_pool_size: int = 10
     db_connect_timeout_s: float = 30.0
     log_level: str = "INFO"
+    # Operations (metrics, logs, shutdown): docs/operations.md.
+    log_format: str = "text"
+    metrics_token: Secret | None = None
+    shutdown_grace_s: float = 30.0
+    migrate_on_start: bool = True
     # Builds (app/api/builds.py, app/build_waits.py): upload size limit, how long jobs may
     # wait for a build that was never uploaded, and how often that wait is checked.
     max_build_bytes: int = 2 * 1024**3
@@ -179,6 +184,22 @@ def _parse_log_level(name: str, raw: str) -> str:
     return level
 
 
+def _parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _parse_log_format(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("text", "json"):
+        raise SettingsError(f"{name} must be text or json, got {raw!r}")
+    return value
+
+
 _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "database_url": _parse_database_url,
     "data_dir": _parse_path,
@@ -197,6 +218,11 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "db_pool_size": _number(int, "a whole number", 1),
     "db_connect_timeout_s": _number(float, "a number of seconds", 0),
     "log_level": _parse_log_level,
+    # Operations.
+    "log_format": _parse_log_format,
+    "metrics_token": _parse_secret,
+    "shutdown_grace_s": _number(float, "a number of seconds", 0),
+    "migrate_on_start": _parse_bool,
     "max_build_bytes": _number(int, "a whole number of bytes", 1),
     "build_wait_s": _number(float, "a number of seconds", 0),
     "build_sweep_interval_s": _number(float, "a number of seconds", 0.05),

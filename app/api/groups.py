@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -124,6 +125,7 @@ async def post_events(request: Request) -> Response:
             cancelled = await cancelled_in_group(conn, group_id)
             if await finish_group_if_done(conn, group_id):
                 logger.info("group finished group_id=%s", group_id)
+    _count_results(services, finished, result)
     return JSONResponse(
         {
             "applied": result.applied,
@@ -131,6 +133,20 @@ async def post_events(request: Request) -> Response:
             "cancelled_job_ids": cancelled,
         }
     )
+
+
+def _count_results(services: Services, finished: list[ev.Finished], result: ev.Applied) -> None:
+    """One result per job whose report was recorded: a job reported n times in the batch
+    and ignored k times was recorded once if n > k (its first report is the one kept)."""
+    reports: dict[str, list[ev.Finished]] = {}
+    for event in finished:
+        reports.setdefault(str(event.job_id), []).append(event)
+    ignored = Counter(item["job_id"] for item in result.ignored)
+    for job_id, events in reports.items():
+        if len(events) > ignored[job_id]:
+            services.metrics.results.labels(outcome=events[0].outcome.value).inc()
+    if result.retried:
+        services.metrics.retries.labels(reason="infrastructure_error").inc(result.retried)
 
 
 async def release(request: Request) -> Response:
@@ -146,6 +162,8 @@ async def release(request: Request) -> Response:
                 error=body.error,
                 backoff_s=services.settings.retry_backoff_s,
             )
+    if answer["released_job_ids"]:
+        services.metrics.retries.labels(reason="released").inc(len(answer["released_job_ids"]))
     logger.info(
         "group released group_id=%s reason=%r jobs_back=%d error=%s",
         group_id,

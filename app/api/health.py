@@ -16,6 +16,11 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     services: Services = request.state.services
+    if services.stopping.is_set():
+        return JSONResponse(
+            {"error": {"code": "stopping", "message": "the server is shutting down"}},
+            status_code=503,
+        )
     try:
         async with asyncio.timeout(2):
             await services.pool.fetchval("SELECT 1")

@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api import builds, groups, health, jobs, submissions, tokens, workers
+from app.api import builds, groups, health, jobs, reports, submissions, tokens, workers
+from app.api import metrics as metrics_api
 from app.api.schemas import (
     Build,
     ClaimBody,
@@ -327,6 +328,26 @@ _V1: tuple[Endpoint, ...] = (
         "health",
         public=True,
         errors=(503,),
+    ),
+    # Operations (docs/operations.md) and CI reports (docs/github-actions.md).
+    Endpoint(
+        "GET",
+        "/v1/runs/{run_id}/junit",
+        reports.get_run_junit,
+        "The run's results as JUnit XML (flaky specs as flakyFailure)",
+        "runs",
+        params=(_RUN_ID,),
+        errors=(401, 404, 422),
+        text=True,
+    ),
+    Endpoint(
+        "GET",
+        "/metrics",
+        metrics_api.get_metrics,
+        "Prometheus metrics (fleet-wide admin token, or QGJOB_METRICS_TOKEN)",
+        "operations",
+        errors=(401, 403),
+        text=True,
     ),
 )
 

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+<<<<<<< HEAD
 import math
+=======
+import uuid
+>>>>>>> main
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -104,7 +108,7 @@ async def claim(request: Request) -> Response:
     deadline = loop.time() + wait_s
     while True:
         wakeup = services.wakeups.current()
-        if await request.is_disconnected():
+        if services.stopping.is_set() or await request.is_disconnected():
             return Response(status_code=204)
         try:
             async with services.pool.acquire() as conn, conn.transaction():
@@ -121,6 +125,10 @@ async def claim(request: Request) -> Response:
                 group["target"],
                 len(group["jobs"]),
             )
+            async with services.pool.acquire() as conn:
+                await services.metrics.record_claim(
+                    conn, group_id=uuid.UUID(group["group_id"]), target=group["target"]
+                )
             await grant_sources(services.source_access, group)
             return JSONResponse(group)
         remaining = deadline - loop.time()

@@ -86,6 +86,7 @@ class Applied:
     applied: int = 0
     ignored: list[dict[str, str]] = field(default_factory=list)
     requeued: bool = False
+    retried: int = 0  # jobs sent back to PENDING by this batch (infrastructure errors)
 
     def ignore(self, job_id: uuid.UUID, reason: str) -> None:
         self.ignored.append({"job_id": str(job_id), "reason": reason})
@@ -174,7 +175,8 @@ async def _finish(
         backoff_s,
     )
     result.applied += len(moving)
-    result.requeued = result.requeued or any(s is JobStatus.PENDING for _, s, _, _ in moving)
+    result.retried += sum(1 for _, s, _, _ in moving if s is JobStatus.PENDING)
+    result.requeued = result.requeued or result.retried > 0
 
 
 async def setup_done(

@@ -6,12 +6,14 @@ Each command parses its options (`qgjob.cli.inputs`), makes one call through the
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from qgjob.cli.context import call_api, reporting_errors, settings_of
 from qgjob.cli.inputs import (
+    BadInput,
     exactly_one,
     parse_choice,
     parse_uuid,
@@ -28,6 +30,13 @@ from qgjob.cli.output import (
     stats_tables,
     submitted_jobs_table,
     success,
+)
+from qgjob.cli.submitting import (
+    MAX_ECHOED_TESTS,
+    WaitOptions,
+    parse_targets,
+    read_test_list,
+    submit_and_wait,
 )
 from qgjob.cli.watching import show_job, show_run
 from qgjob.client import MAX_PAGE_SIZE, QgjobClient
@@ -51,28 +60,74 @@ def submit(
         str, typer.Option("--app-version-id", help="App build the tests run against.")
     ],
     tests: Annotated[
-        list[str], typer.Option("--test", help="Spec file to run; repeat for several.")
-    ],
-    target: Annotated[str, typer.Option(help=_accepted(Target))] = Target.EMULATOR.value,
+        list[str] | None, typer.Option("--test", help="Spec file to run; repeat for several.")
+    ] = None,
+    tests_from: Annotated[
+        Path | None,
+        typer.Option("--tests-from", help="File listing spec files, one per line ('-': stdin)."),
+    ] = None,
+    targets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--target", help=f"{_accepted(Target)}; repeat or comma-separate for several."
+        ),
+    ] = None,
     priority: Annotated[str, typer.Option(help=_accepted(Priority))] = Priority.NORMAL.value,
+    source: Annotated[
+        str, typer.Option("--source", help="Who submits: cli|actions|api.")
+    ] = RunSource.CLI.value,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the run to its end; the exit code says how.")
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", help="With --wait: give up (exit 3) and cancel after S s."),
+    ] = None,
+    interval: Annotated[
+        float, typer.Option("--interval", help="With --wait: seconds between refreshes.")
+    ] = 2.0,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="With --wait: write JUnit XML here.")
+    ] = None,
+    summary: Annotated[
+        Path | None,
+        typer.Option("--summary", help="With --wait: append a Markdown summary here."),
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
-    """Queue test jobs: one run, one job per --test."""
+    """Queue test jobs: one run, one job per --test (per target); --wait follows it.
+
+    With --wait: exit 0 if all passed (flaky too), 1 if any failed, 3 on --timeout.
+    """
     out = make_console()
     with reporting_errors():
         settings = settings_of(ctx)
         org = require_text(org_id, option="--org-id")
         version = require_text(app_version_id, option="--app-version-id")
-        paths = [require_text(path, option="--test") for path in tests]
-        chosen_target = parse_choice(Target, target, option="--target")
+        paths = [require_text(path, option="--test") for path in tests or []]
+        if tests_from is not None:
+            paths += read_test_list(tests_from)
+        if not paths:
+            raise BadInput("pass at least one --test PATH (or --tests-from FILE)")
+        chosen_targets = parse_targets(targets or [Target.EMULATOR.value])
         chosen_priority = parse_choice(Priority, priority, option="--priority")
+        chosen_source = parse_choice(RunSource, source, option="--source")
+        follow_options = {"--timeout": timeout, "--junit": junit, "--summary": summary}
+        if not wait:
+            given = [name for name, value in follow_options.items() if value is not None]
+            if given:
+                raise BadInput(f"{given[0]} needs --wait (it is about how the run ends)")
+        timeout_s = None if timeout is None else require_positive_float(timeout, option="--timeout")
+        interval_s = require_positive_float(interval, option="--interval")
         if not json_output:
             info(out, "Submitting test job..." if len(paths) == 1 else "Submitting test run...")
             info(out, f"Organization: {org}")
             info(out, f"App Version: {version}")
-            for path in paths:
+            for path in paths[:MAX_ECHOED_TESTS]:
                 info(out, f"Test: {path}")
-            info(out, f"Target: {chosen_target}")
+            if len(paths) > MAX_ECHOED_TESTS:
+                info(out, f"… and {len(paths) - MAX_ECHOED_TESTS} more tests")
+            info(out, f"Target: {', '.join(chosen_targets)}")
             info(out, f"Priority: {chosen_priority}")
 
         async def call(client: QgjobClient) -> Run:
@@ -80,11 +135,25 @@ def submit(
                 org_id=org,
                 app_version_id=version,
                 tests=paths,
-                targets=[chosen_target],
+                targets=chosen_targets,
                 priority=chosen_priority,
-                source=RunSource.CLI,
+                source=chosen_source,
             )
 
+        if wait:
+            code = submit_and_wait(
+                settings,
+                out,
+                submit=call,
+                options=WaitOptions(
+                    timeout_s=timeout_s,
+                    interval_s=interval_s,
+                    junit=junit,
+                    summary=summary,
+                    json_output=json_output,
+                ),
+            )
+            raise typer.Exit(code)
         run = call_api(settings, call)
     if json_output:
         print_json(out, as_json(run))

@@ -8,7 +8,6 @@ service: the fleet, a job's captured output, and a run as the tree of groups tha
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import socket
 import sys
@@ -29,6 +28,8 @@ from qgjob.cli.inputs import (
     require_text,
 )
 from qgjob.cli.output import as_json, info, make_console, print_json
+from qgjob.cli.reports import save_text
+from qgjob.logs import configure_logging
 from qgjob.settings import Settings, default_cache_dir
 from qgjob.types import Target
 from qgjob.worker_api import WorkerApi, WorkerRecord
@@ -232,6 +233,10 @@ def logs(
 def show_run_tree(
     ctx: typer.Context,
     run_id: Annotated[str, typer.Option("--run-id", help="The run to show.")],
+    junit: Annotated[
+        Path | None,
+        typer.Option("--junit", help="Also save the run's results as JUnit XML to this file."),
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Show a run as a tree: each group (app version, target, worker) and its jobs."""
@@ -240,6 +245,9 @@ def show_run_tree(
         settings = settings_of(ctx)
         wanted = parse_uuid(run_id, option="--run-id")
         found = call_api(settings, lambda client: client.get_run(wanted))
+        if junit is not None:
+            document = call_api(settings, lambda client: client.get_run_junit(wanted))
+            save_text(junit, document, option="--junit")
     if json_output:
         print_json(out, as_json(found))
         return
@@ -271,9 +279,4 @@ def _parse_labels(raw: list[str]) -> dict[str, str]:
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    configure_logging(level=settings.log_level, log_format=settings.log_format, stream=sys.stderr)

@@ -1,4 +1,4 @@
-"""JUnit XML for a run (dispatch.junit): valid, grouped per build and target, Surefire-style."""
+"""JUnit XML for a run (qgjob.junit): valid, grouped per build and target, Surefire-style."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dispatch.junit import JUnitCase, render_junit
 from dispatch.results import SpecResult
+from qgjob.junit import JUnitCase, render_junit
 from qgjob.types import Outcome, Target
 
 PASSED = JUnitCase(

@@ -1,0 +1,124 @@
+"""What `qgjob submit` needs beyond one API call: reading many tests, several targets, and
+`--wait` (follow the run, then write the JUnit XML and the Markdown summary for CI)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from qgjob.cli.context import call_api
+from qgjob.cli.inputs import BadInput, parse_choice
+from qgjob.cli.output import as_json, failure, info, print_json, success
+from qgjob.cli.progress import Waited, wait_for_run
+from qgjob.cli.reports import append_text, save_text
+from qgjob.cli.summary import render_summary
+from qgjob.client import QgjobClient
+from qgjob.models import Run
+from qgjob.settings import Settings
+from qgjob.types import JobStatus, Outcome, Target
+
+MAX_ECHOED_TESTS = 20  # the submit banner lists this many tests, then a count
+
+
+@dataclass(frozen=True)
+class WaitOptions:
+    timeout_s: float | None
+    interval_s: float
+    junit: Path | None
+    summary: Path | None
+    json_output: bool
+
+
+def parse_targets(raw: list[str]) -> list[Target]:
+    """`--target a --target b,c` → [a, b, c], each checked, duplicates dropped."""
+    chosen: dict[Target, None] = {}
+    for item in raw:
+        for part in item.split(","):
+            if part.strip():
+                chosen[parse_choice(Target, part, option="--target")] = None
+    if not chosen:
+        raise BadInput("--target must name at least one of emulator, device, browserstack")
+    return list(chosen)
+
+
+def read_test_list(path: Path) -> list[str]:
+    """Spec paths from a file, one per line; blank lines and `#` comments are skipped."""
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise BadInput(f"--tests-from: cannot read {path}: {reason}") from None
+    lines = [line.strip() for line in text.splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def submit_and_wait(
+    settings: Settings,
+    out: Console,
+    *,
+    submit: Callable[[QgjobClient], Awaitable[Run]],
+    options: WaitOptions,
+) -> int:
+    """Submit, follow the run to its end, write the reports; the exit code."""
+
+    async def go(client: QgjobClient) -> tuple[Waited, str | None]:
+        run = await submit(client)
+        if not options.json_output:
+            success(out, f"Run submitted: {run.run_id} ({len(run.all_jobs)} jobs)")
+            info(out, "Waiting for it to finish...")
+        waited = await wait_for_run(
+            client,
+            run.run_id,
+            console=out,
+            timeout_s=options.timeout_s,
+            interval_s=options.interval_s,
+            show=not options.json_output,
+        )
+        junit = None if options.junit is None else await client.get_run_junit(run.run_id)
+        return waited, junit
+
+    waited, junit = call_api(settings, go)
+    if options.junit is not None and junit is not None:
+        save_text(options.junit, junit, option="--junit")
+    if options.summary is not None:
+        text = render_summary(
+            waited.run,
+            elapsed_s=waited.elapsed_s,
+            timed_out=waited.timed_out,
+            server_url=settings.server_url,
+        )
+        append_text(options.summary, text, option="--summary")
+    if options.json_output:
+        print_json(out, {**as_json(waited.run), "timed_out": waited.timed_out})
+    else:
+        report_end(out, waited)
+    return waited.exit_code
+
+
+def report_end(out: Console, waited: Waited) -> None:
+    run = waited.run
+    jobs = run.all_jobs
+    for job in jobs:
+        if job.status is JobStatus.FAILED:
+            reason = (job.error or str(job.outcome or "failed")).strip().splitlines()
+            failure(out, f"{job.test_path} [{job.target}]: {reason[0] if reason else 'failed'}")
+    flaky = sum(1 for job in jobs if job.outcome is Outcome.FLAKY)
+    if waited.timed_out:
+        failure(
+            out,
+            f"Run {run.run_id} timed out after {waited.elapsed_s:.0f} s; "
+            f"{run.counts.cancelled} unfinished jobs cancelled",
+        )
+    elif waited.exit_code == 0:
+        note = f", {flaky} flaky" if flaky else ""
+        success(out, f"All {len(jobs)} tests passed{note} (run {run.run_id})")
+    else:
+        failure(
+            out,
+            f"Run {run.run_id} {run.status.lower()}: {run.counts.failed} failed, "
+            f"{run.counts.cancelled} cancelled of {run.counts.total} jobs",
+        )
