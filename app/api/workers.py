@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-<<<<<<< HEAD
 import math
-=======
 import uuid
->>>>>>> main
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -101,8 +98,7 @@ async def claim(request: Request) -> Response:
         lease_ttl_s=settings.lease_ttl_s,
         max_jobs=MAX_JOBS_PER_GROUP,
     )
-    # The server's setting bounds every long-poll, so that a graceful stop is never held
-    # up longer than it by a worker that asked to wait more.
+    # QGJOB_CLAIM_TIMEOUT_S bounds every long-poll, whatever a worker asks for.
     wait_s = min(body.wait_s if body.wait_s is not None else math.inf, settings.claim_timeout_s)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
