@@ -141,6 +141,8 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/builds"): _upload_for_alpha,
     ("GET", "/v1/builds/{app_version_id}"): _read_alpha_build,
     ("GET", "/v1/builds/{app_version_id}/download"): _read_alpha_build,
+    ("GET", "/v1/runs/{run_id}/junit"): _get,
+    ("GET", "/metrics"): _get,  # fleet-wide only: an org's token gets 403
     # The seed's paths.
     ("POST", "/submit-job"): _submit_job,
     ("GET", "/status/{job_id}"): _get,
