@@ -123,6 +123,26 @@ DATABASE_DOWN: tuple[type[BaseException], ...] = (
 RETRY_AFTER_S = 1
 
 
+def lost_connection(exc: BaseException) -> bool:
+    """Whether `exc` comes from a database connection that went away. asyncpg reports a
+    connection cut inside a transaction as an InterfaceError ("the underlying connection is
+    closed") raised while handling the original error, so the chain is searched too."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, DATABASE_DOWN) or "connection is closed" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+async def handle_interface_error(request: Request, exc: Exception) -> Response:
+    if lost_connection(exc):
+        return await handle_database_down(request, exc)
+    return await handle_unexpected(request, exc)
+
+
 async def handle_database_down(request: Request, exc: Exception) -> Response:
     logger.warning(
         "database unavailable method=%s path=%s error=%s",
@@ -160,5 +180,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     ServiceError: handle_service_error,
     HTTPException: handle_http_exception,
     **dict.fromkeys(DATABASE_DOWN, handle_database_down),
+    asyncpg.InterfaceError: handle_interface_error,
     Exception: handle_unexpected,
 }
