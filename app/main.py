@@ -32,6 +32,8 @@ from app.build_waits import sweep_forever
 from app.database import TxConn, create_pool
 from app.embedded import EmbeddedPostgres, start_embedded
 from app.errors import EXCEPTION_HANDLERS
+from app.github.service import DetailsUrl, running_github
+from app.github.tokens import GitHubSourceAccess
 from app.local_token import ensure_local_token
 from app.metrics import Metrics
 from app.migrations import migrate
@@ -48,6 +50,8 @@ from qgjob.logs import configure_logging
 from qgjob.settings import Settings
 
 logger = logging.getLogger(__name__)
+# An upload's temporary file untouched this long belongs to an upload that died.
+STALE_UPLOAD_S = 24 * 3600.0
 
 
 def create_app(
@@ -55,6 +59,7 @@ def create_app(
     *,
     services: Services | None = None,
     source_access: SourceAccess | None = None,
+    github_details_url: DetailsUrl | None = None,
 ) -> Starlette:
     """The ASGI app. Its lifespan sets up the database and background loops, from
     `settings` or, when there are none, from `QGJOB_*` variables read as it starts; given
@@ -71,7 +76,9 @@ def create_app(
             yield {"services": services}
             return
         resolved = settings if settings is not None else Settings.from_env()
-        async with running_services(resolved, source_access=source_access) as started:
+        async with running_services(
+            resolved, source_access=source_access, github_details_url=github_details_url
+        ) as started:
             yield {"services": started}
 
     routes = [*api_routes(), Route("/openapi.json", openapi_json, methods=["GET"])]
@@ -85,9 +92,14 @@ def create_app(
 
 @asynccontextmanager
 async def running_services(
-    settings: Settings, *, source_access: SourceAccess | None = None
+    settings: Settings,
+    *,
+    source_access: SourceAccess | None = None,
+    github_details_url: DetailsUrl | None = None,
 ) -> AsyncIterator[Services]:
-    """Database (embedded unless QGJOB_DATABASE_URL is set), migrations, local token."""
+    """Database (embedded unless QGJOB_DATABASE_URL is set), migrations, local token, and
+    the GitHub App's loops when it is configured (which then grants workers source tokens
+    unless `source_access` says otherwise)."""
     embedded: EmbeddedPostgres | None = None
     if settings.database_url is None:
         embedded = await asyncio.to_thread(start_embedded, settings.data_dir)
@@ -106,6 +118,8 @@ async def running_services(
             logger.info("qgjob %s ready database=%s", __version__, where)
             wakeups = Wakeups()
             metrics = Metrics()
+            storage = LocalBlobStorage(settings.data_dir / "builds")
+            await storage.clear_stale_uploads(older_than_s=STALE_UPLOAD_S)
             background = [
                 asyncio.create_task(listen_forever(dsn, wakeups), name="listen"),
                 asyncio.create_task(
@@ -129,6 +143,7 @@ async def running_services(
                 ),
             ]
             try:
+<<<<<<< HEAD
                 yield Services(
                     settings=settings,
                     pool=pool,
@@ -144,6 +159,21 @@ async def running_services(
                     storage=LocalBlobStorage(settings.data_dir / "builds"),
                     source_access=source_access or NoSourceAccess(),
                 )
+=======
+                async with running_github(settings, pool, details_url=github_details_url) as github:
+                    if source_access is None and github is not None:
+                        source_access = GitHubSourceAccess(github)
+                    yield Services(
+                        settings=settings,
+                        pool=pool,
+                        tokens=TokenVerifier(pool),
+                        wakeups=wakeups,
+                        metrics=metrics,
+                        storage=storage,
+                        source_access=source_access or NoSourceAccess(),
+                        github=github,
+                    )
+>>>>>>> main
             finally:
                 for task in background:
                     task.cancel()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from app.auth import TokenVerifier
+from app.github.service import GitHubApp
 from app.metrics import Metrics
 from app.sources import NoSourceAccess, SourceAccess
 from app.storage import BlobStorage
@@ -27,6 +28,7 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     # Set when the server begins a graceful shutdown: long-polls answer at once, readyz says 503.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    github: GitHubApp | None = None  # None: the GitHub App is not configured
 
     def begin_shutdown(self) -> None:
         self.stopping.set()

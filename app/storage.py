@@ -20,6 +20,7 @@ import hashlib
 import os
 import re
 import secrets
+import time
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +124,19 @@ def _install(temp: Path, final: Path) -> None:
             os.close(fd)
 
 
+def _clear_stale(temp_dir: Path, older_than_s: float) -> int:
+    if not temp_dir.is_dir():
+        return 0
+    cutoff = time.time() - older_than_s
+    cleared = 0
+    for path in temp_dir.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                cleared += 1
+    return cleared
+
+
 class LocalBlobStorage:
     """Blobs as files under `root`, each named by its sha256 (see the module docstring)."""
 
@@ -165,6 +179,11 @@ class LocalBlobStorage:
 
     async def exists(self, key: str) -> bool:
         return self.path_of(key).is_file()
+
+    async def clear_stale_uploads(self, *, older_than_s: float) -> int:
+        """Delete temporary files of uploads that died (a crash mid-upload); returns how many.
+        Only old ones: another replica sharing the directory may be receiving one now."""
+        return await asyncio.to_thread(_clear_stale, self.root / "tmp", older_than_s)
 
     async def delete(self, key: str) -> None:
         self.path_of(key).unlink(missing_ok=True)

@@ -34,6 +34,7 @@ import logging
 import os
 import re
 import secrets
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -173,6 +174,7 @@ class BuildCache:
                     code="build_sha256_mismatch",
                 )
             os.replace(temp, path)
+            _touch(path)
         finally:
             temp.unlink(missing_ok=True)
         logger.info("build cached sha256=%s size=%d", sha, size)
@@ -215,7 +217,7 @@ class BuildCache:
             for path in (self.directory / "blobs").iterdir():
                 with contextlib.suppress(FileNotFoundError):
                     stat = path.stat()
-                    entries.append((stat.st_mtime, stat.st_size, path))
+                    entries.append((stat.st_mtime_ns, stat.st_size, path))
             total = sum(size for _, size, _ in entries)
             for _, size, path in sorted(entries, key=lambda e: e[0]):
                 if total <= self.cap_bytes:
@@ -240,8 +242,11 @@ def _present(path: Path) -> bool:
 
 
 def _touch(path: Path) -> None:
+    """Mark `path` used now. Explicit nanoseconds: the kernel's own file timestamps tick
+    coarsely (milliseconds), which would tie builds used in quick succession."""
+    now_ns = time.time_ns()
     with contextlib.suppress(FileNotFoundError):
-        os.utime(path)
+        os.utime(path, ns=(now_ns, now_ns))
 
 
 def _safe_url(url: str) -> str:

@@ -46,6 +46,7 @@ LOCKFILES = ("package-lock.json", "npm-shrinkwrap.json")
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
 NPM_TIMEOUT_S = 900.0
+WITHHELD_ENV = ("QGJOB_TOKEN", "QGJOB_DATABASE_URL")
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,10 @@ class Sources:
         self.cache_dir = cache_dir
         self.workspace = workspace
         self.npm = npm
-        self.env = dict(os.environ if env is None else env)
+        # `npm ci` runs the lifecycle scripts of a repository's packages: it must not see the
+        # worker's own token.
+        base = os.environ if env is None else env
+        self.env = {k: v for k, v in base.items() if k not in WITHHELD_ENV}
         self._http = http or httpx.AsyncClient(follow_redirects=True, timeout=120)
         self._own_http = http is None
 

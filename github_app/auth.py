@@ -98,14 +98,25 @@ def token_from_json(data: Mapping[str, Any]) -> InstallationToken:
 
 @dataclass(frozen=True)
 class TokenKey:
-    """What a cached token is good for: one installation, maybe narrowed to some repositories."""
+    """What a cached token is good for: one installation, maybe narrowed to some repositories
+    and permissions."""
 
     installation_id: int
     repositories: frozenset[str] | None = None
+    permissions: frozenset[tuple[str, str]] | None = None  # None: all the App was granted
 
     @classmethod
-    def of(cls, installation_id: int, repositories: Iterable[str] | None = None) -> TokenKey:
-        return cls(installation_id, None if repositories is None else frozenset(repositories))
+    def of(
+        cls,
+        installation_id: int,
+        repositories: Iterable[str] | None = None,
+        permissions: Mapping[str, str] | None = None,
+    ) -> TokenKey:
+        return cls(
+            installation_id,
+            None if repositories is None else frozenset(repositories),
+            None if permissions is None else frozenset(permissions.items()),
+        )
 
 
 class TokenCache:

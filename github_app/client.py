@@ -57,6 +57,9 @@ class CheckRunRef:
     status: str
     conclusion: str | None
     html_url: str | None
+    name: str | None = None
+    external_id: str | None = None
+    annotations_count: int = 0
 
 
 def installation_from_json(data: Mapping[str, Any]) -> Installation:
@@ -78,6 +81,9 @@ def check_run_from_json(data: Mapping[str, Any]) -> CheckRunRef:
         status=required(data, "status", str, error=err),
         conclusion=optional(data, "conclusion", str, error=err),
         html_url=optional(data, "html_url", str, error=err),
+        name=optional(data, "name", str, error=err),
+        external_id=optional(data, "external_id", str, error=err),
+        annotations_count=optional(data, "output.annotations_count", int, error=err) or 0,
     )
 
 
@@ -150,15 +156,22 @@ class GitHubClient:
         return token_from_json(self._json(response))
 
     async def installation_token(
-        self, installation_id: int, *, repositories: Sequence[str] | None = None
+        self,
+        installation_id: int,
+        *,
+        repositories: Sequence[str] | None = None,
+        permissions: Mapping[str, str] | None = None,
     ) -> InstallationToken:
-        """A cached token, minted when missing or within 5 minutes of expiry."""
-        key = TokenKey.of(installation_id, repositories)
+        """A cached token, minted when missing or within 5 minutes of expiry; `permissions`
+        narrows it (e.g. `{"contents": "read"}` for a worker's download)."""
+        key = TokenKey.of(installation_id, repositories, permissions)
         return await self.tokens.get_or_mint(
             key,
             now=self._clock,
             mint=lambda: self.create_installation_token(
-                installation_id, repositories=None if repositories is None else sorted(repositories)
+                installation_id,
+                repositories=None if repositories is None else sorted(repositories),
+                permissions=permissions,
             ),
         )
 
@@ -203,6 +216,31 @@ class GitHubClient:
             repo=repo, json=dict(body),
         )  # fmt: skip
         return check_run_from_json(self._json(response))
+
+    async def get_check_run(
+        self, *, installation_id: int, repo: str, check_run_id: int
+    ) -> CheckRunRef:
+        response = await self._as_installation(
+            "GET", f"/repos/{repo}/check-runs/{check_run_id}", installation_id=installation_id,
+            repo=repo,
+        )  # fmt: skip
+        return check_run_from_json(self._json(response))
+
+    async def list_check_runs(
+        self, *, installation_id: int, repo: str, ref: str, check_name: str
+    ) -> list[CheckRunRef]:
+        """`GET /repos/{repo}/commits/{ref}/check-runs?check_name=…` (first 100, newest first)."""
+        response = await self._as_installation(
+            "GET", f"/repos/{repo}/commits/{quote(ref)}/check-runs",
+            installation_id=installation_id, repo=repo,
+            params={"check_name": check_name, "filter": "all", "per_page": "100"},
+        )  # fmt: skip
+        items = responses.json_object(
+            response.content, method="GET", url=str(response.request.url)
+        ).get("check_runs")
+        if not isinstance(items, list):
+            raise UnexpectedResponse("check_runs is not a list", url=str(response.request.url))
+        return [check_run_from_json(item) for item in items]
 
     async def tarball_url(self, *, installation_id: int, repo: str, ref: str) -> str:
         """The short-lived, pre-authorised download URL GitHub redirects `/tarball/{ref}` to."""

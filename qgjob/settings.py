@@ -91,6 +91,17 @@ class Settings:
     # that the client is answered 429 with Retry-After until the window has moved on.
     auth_failures_max: int = 30
     auth_failures_window_s: float = 60.0
+    # GitHub App (docs/github-app.md): off unless the app id, key and webhook secret are set.
+    github_app_id: str | None = None
+    github_private_key_path: Path | None = None
+    github_private_key: Secret | None = None
+    github_webhook_secret: Secret | None = None
+    github_api_url: str = "https://api.github.com"
+    public_url: str | None = None  # base of check runs' details links; default server_url
+    github_write_spacing_s: float = 1.0  # between two writes of one installation
+    github_progress_interval_s: float = 5.0  # between two progress updates of a check run
+    github_poll_interval_s: float = 1.0  # inbox, tracker and outbox loops when not woken
+    github_timeout_s: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -118,6 +129,36 @@ class Settings:
             )
         if self.max_attempts < 1:
             raise SettingsError(f"QGJOB_MAX_ATTEMPTS must be at least 1, got {self.max_attempts}")
+        self._validate_github()
+
+    def _validate_github(self) -> None:
+        given = {
+            "QGJOB_GITHUB_APP_ID": bool(self.github_app_id),
+            "QGJOB_GITHUB_PRIVATE_KEY_PATH or QGJOB_GITHUB_PRIVATE_KEY": bool(
+                self.github_private_key_path or self.github_private_key
+            ),
+            "QGJOB_GITHUB_WEBHOOK_SECRET": bool(self.github_webhook_secret),
+        }
+        missing = [name for name, ok in given.items() if not ok]
+        if missing and len(missing) < len(given):
+            raise SettingsError(
+                f"the GitHub App needs {', '.join(missing)} too "
+                "(set all of its settings, or none to run without GitHub)"
+            )
+
+    @property
+    def github_enabled(self) -> bool:
+        """Whether the GitHub App is configured (app id, private key and webhook secret)."""
+        return bool(
+            self.github_app_id
+            and (self.github_private_key_path or self.github_private_key)
+            and self.github_webhook_secret
+        )
+
+    @property
+    def details_base_url(self) -> str:
+        """Where the web pages are, as seen from GitHub: QGJOB_PUBLIC_URL or the server url."""
+        return (self.public_url or self.server_url).rstrip("/")
 
     @property
     def is_loopback(self) -> bool:
@@ -230,4 +271,14 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     # Security (faults).
     "auth_failures_max": _number(int, "a whole number", 1),
     "auth_failures_window_s": _number(float, "a number of seconds", 0.1),
+    "github_app_id": _parse_str,
+    "github_private_key_path": _parse_path,
+    "github_private_key": _parse_secret,
+    "github_webhook_secret": _parse_secret,
+    "github_api_url": _parse_server_url,
+    "public_url": _parse_server_url,
+    "github_write_spacing_s": _number(float, "a number of seconds", 0),
+    "github_progress_interval_s": _number(float, "a number of seconds", 0),
+    "github_poll_interval_s": _number(float, "a number of seconds", 0.01),
+    "github_timeout_s": _number(float, "a number of seconds", 0.1),
 }

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
 from starlette.requests import Request
@@ -29,7 +30,7 @@ from app.api.schemas import (
 from app.auth import authenticate, require_org, require_role
 from app.errors import BadRequest, Conflict, InvalidInput, NotFound, PayloadTooLarge
 from app.services import Services
-from app.storage import BlobMissing, TooLarge
+from app.storage import BlobMissing, StagedBlob, TooLarge
 from app.store import builds as store
 from app.store.jobs import Wire
 from app.store.tokens import Principal
@@ -98,29 +99,43 @@ def _query_field(request: Request, name: str, check: Callable[[str], str]) -> st
         raise InvalidInput(str(exc), field=name) from None
 
 
-async def _upload(request: Request, services: Services, principal: Principal) -> Response:
+@dataclass(frozen=True)
+class _UploadTarget:
+    org_id: str
+    app_version_id: str
+    filename: str
+    expected_sha256: str | None
+
+
+def _upload_target(request: Request) -> _UploadTarget:
+    """What the query says the upload is; 422 naming the first bad parameter."""
+    target = _UploadTarget(
+        org_id=_query_field(request, "org_id", check_org_id),
+        app_version_id=_query_field(request, "app_version_id", check_app_version_id),
+        filename=_query_field(request, "filename", check_build_filename),
+        expected_sha256=(
+            request.query_params.get("sha256") or request.headers.get(SHA256_HEADER) or ""
+        ).lower()
+        or None,
+    )
+    if target.expected_sha256 is not None and not _is_sha256(target.expected_sha256):
+        raise InvalidInput("sha256 must be 64 hexadecimal characters", field="sha256")
+    return target
+
+
+async def _receive(request: Request, services: Services, expected: str | None) -> StagedBlob:
+    """The body, streamed to a staged blob within the build size limit and checked."""
     limit = services.settings.max_build_bytes
-    org_id = _query_field(request, "org_id", check_org_id)
-    app_version_id = _query_field(request, "app_version_id", check_app_version_id)
-    filename = _query_field(request, "filename", check_build_filename)
-    expected = request.query_params.get("sha256") or request.headers.get(SHA256_HEADER)
-    if expected is not None:
-        expected = expected.lower()
-        if not _is_sha256(expected):
-            raise InvalidInput("sha256 must be 64 hexadecimal characters", field="sha256")
-    require_org(principal, org_id)
+    where = "(QGJOB_MAX_BUILD_BYTES on the server)"
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(
-            f"the build is {declared} bytes; builds may be at most {limit} bytes "
-            "(QGJOB_MAX_BUILD_BYTES on the server)"
+            f"the build is {declared} bytes; builds may be at most {limit} bytes {where}"
         )
     try:
         staged = await services.storage.stage(request.stream(), limit_bytes=limit)
     except TooLarge:
-        raise PayloadTooLarge(
-            f"the build exceeds the limit of {limit} bytes (QGJOB_MAX_BUILD_BYTES on the server)"
-        ) from None
+        raise PayloadTooLarge(f"the build exceeds the limit of {limit} bytes {where}") from None
     if staged.size == 0:
         await staged.discard()
         raise BadRequest("the request body is empty; send the build file's bytes")
@@ -132,31 +147,38 @@ async def _upload(request: Request, services: Services, principal: Principal) ->
             field="sha256",
             code="sha256_mismatch",
         )
-    platform = build_platform_of(filename)
-    assert platform is not None
+    return staged
+
+
+async def _upload(request: Request, services: Services, principal: Principal) -> Response:
+    target = _upload_target(request)
+    require_org(principal, target.org_id)
+    platform = build_platform_of(target.filename)
+    assert platform is not None  # checked with the file name
+    staged = await _receive(request, services, target.expected_sha256)
     try:
+        # The blob goes in place and its row is written under the blob's lock, so that a
+        # cleanup of the same content (a replaced build) cannot delete it in between.
         async with services.pool.acquire() as conn, conn.transaction():
             await store.lock_blob(conn, staged.sha256)
             blob = await staged.commit()
-            saved = await store.save_build(
-                conn,
-                store.NewBuild(
-                    org_id=org_id,
-                    app_version_id=app_version_id,
-                    platform=platform,
-                    filename=filename,
-                    size=blob.size,
-                    sha256=blob.sha256,
-                    storage_key=blob.key,
-                ),
+            new = store.NewBuild(
+                org_id=target.org_id,
+                app_version_id=target.app_version_id,
+                platform=platform,
+                filename=target.filename,
+                size=blob.size,
+                sha256=blob.sha256,
+                storage_key=blob.key,
             )
+            saved = await store.save_build(conn, new)
     finally:
         await staged.discard()  # a no-op once committed
     await _drop_unused(services, saved.dropped_key)
     logger.info(
         "build saved org_id=%s app_version_id=%s sha256=%s size=%d result=%s",
-        org_id,
-        app_version_id,
+        target.org_id,
+        target.app_version_id,
         blob.sha256,
         blob.size,
         _result(saved),

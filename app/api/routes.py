@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api import builds, groups, health, jobs, reports, submissions, tokens, workers
+from app.api import builds, github, groups, health, jobs, reports, submissions, tokens, workers
 from app.api import metrics as metrics_api
 from app.api.schemas import (
     Build,
@@ -350,6 +350,18 @@ _V1: tuple[Endpoint, ...] = (
         "operations",
         errors=(401, 403),
         text=True,
+    ),
+    # GitHub App (docs/github-app.md): signed by GitHub, not by a bearer token.
+    Endpoint(
+        "POST",
+        "/github/webhooks",
+        github.receive_webhook,
+        "Receive a GitHub webhook delivery",
+        "github",
+        response=github.WebhookAck,
+        status=202,
+        errors=(400, 401, 413, 503),
+        public=True,
     ),
 )
 

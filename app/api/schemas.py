@@ -397,6 +397,7 @@ class Worker(BaseModel):
     capacity: int
     status: WorkerStatus
     ready_builds: list[str]
+    needs_build: bool
     last_heartbeat: datetime
     created_at: datetime
     current_groups: list[CurrentGroup]

@@ -1,9 +1,10 @@
 """Applying what a worker reports under a lease: job started, job finished, setup done.
 
-A batch is applied set-based, a handful of statements whatever its size, inside the
-caller's transaction (which holds the lease). A result is recorded at most once: it lands
-only on a job that this group holds, on an attempt row that has no outcome yet, and it
-moves the job only while the job is still ASSIGNED or RUNNING.
+A batch is applied set-based, two statements whatever its size (three when some jobs only
+started), inside the caller's transaction (which holds the lease). A result is recorded at
+most once: it lands only on a job that this group holds, on an attempt row that has no
+outcome yet, and it moves the job only while the job is still ASSIGNED or RUNNING on that
+attempt.
 """
 
 from __future__ import annotations
@@ -29,37 +30,52 @@ FROM started WHERE a.job_id = started.job_id AND a.attempt = started.attempts
 RETURNING a.job_id
 """
 
-_LOCK_JOBS = """
+_READ_JOBS = """
 SELECT job_id, status, attempts, max_attempts FROM jobs
 WHERE job_id = ANY($1::uuid[]) AND group_id = $2
-ORDER BY job_id FOR UPDATE
 """
 
-# A cancelled attempt was closed without an outcome; the worker's report may still fill it.
-_FINISH_ATTEMPTS = """
-UPDATE job_attempts a SET outcome = r.outcome, error = r.error, duration_ms = r.duration_ms,
-                          artifacts = r.artifacts, log = r.log,
-                          finished_at = now(), started_at = coalesce(a.started_at, now())
-FROM unnest($1::uuid[], $2::int[], $3::job_outcome[], $4::text[], $5::int[], $6::jsonb[],
-            $7::text[]) AS r(job_id, attempt, outcome, error, duration_ms, artifacts, log)
-WHERE a.job_id = r.job_id AND a.attempt = r.attempt AND a.outcome IS NULL
-  AND (a.finished_at IS NULL OR a.error = 'cancelled')
-RETURNING a.job_id
-"""
-
-_FINISH_JOBS = """
-UPDATE jobs j SET status = r.status, outcome = r.outcome, error = r.error,
-                  duration_ms = r.duration_ms, artifacts = r.artifacts,
-                  started_at = coalesce(j.started_at, now()),
-                  finished_at = CASE WHEN r.status = 'PENDING' THEN NULL ELSE now() END,
-                  not_before = CASE WHEN r.status = 'PENDING'
-                      THEN now() + make_interval(secs => $7 * power(2, greatest(j.attempts - 1, 0))
-                                                 * (0.5 + random()))
-                      ELSE j.not_before END,
-                  updated_at = now()
-FROM unnest($1::uuid[], $2::job_status[], $3::job_outcome[], $4::text[], $5::int[],
-            $6::jsonb[]) AS r(job_id, status, outcome, error, duration_ms, artifacts)
-WHERE j.job_id = r.job_id
+# One statement records the attempts and moves their jobs. Neither write needs the rows
+# locked beforehand: each is guarded by what it expects (the attempt still open, the job
+# still live on that attempt), and PostgreSQL re-checks the guard against the newest row
+# version when a concurrent write (a cancel) got there first. A cancelled attempt was
+# closed without an outcome; the worker's report may still fill it. "Still live" is spelt
+# `<> ALL (the other states)` rather than `IN ('ASSIGNED', 'RUNNING')`: the latter matches the
+# predicate of the small index of live jobs (migration 0006), which the planner then scans
+# whole for every row instead of going by job id.
+_FINISH = """
+WITH r AS (
+    SELECT * FROM unnest($1::uuid[], $2::int[], $3::job_outcome[], $4::text[], $5::int[],
+                         $6::jsonb[], $7::text[], $8::job_status[], $9::job_outcome[],
+                         $10::text[])
+        AS r(job_id, attempt, outcome, error, duration_ms, artifacts, log,
+             status, job_outcome, job_error)
+), recorded AS (
+    UPDATE job_attempts a SET outcome = r.outcome, error = r.error, duration_ms = r.duration_ms,
+                              artifacts = r.artifacts, log = r.log,
+                              finished_at = now(), started_at = coalesce(a.started_at, now())
+    FROM r
+    WHERE a.job_id = r.job_id AND a.attempt = r.attempt AND a.outcome IS NULL
+      AND (a.finished_at IS NULL OR a.error = 'cancelled')
+    RETURNING a.job_id
+), moved AS (
+    UPDATE jobs j SET status = r.status, outcome = r.job_outcome, error = r.job_error,
+                      duration_ms = r.duration_ms, artifacts = r.artifacts,
+                      started_at = coalesce(j.started_at, now()),
+                      finished_at = CASE WHEN r.status = 'PENDING' THEN NULL ELSE now() END,
+                      not_before = CASE WHEN r.status = 'PENDING'
+                          THEN now() + make_interval(
+                              secs => $11 * power(2, greatest(j.attempts - 1, 0))
+                                      * (0.5 + random()))
+                          ELSE j.not_before END,
+                      updated_at = now()
+    FROM r JOIN recorded USING (job_id)
+    WHERE j.job_id = r.job_id AND j.attempts = r.attempt
+      AND j.status <> ALL ('{PENDING,COMPLETED,FAILED,CANCELLED}'::job_status[])
+    RETURNING j.job_id, j.status
+)
+SELECT r.job_id, recorded.job_id IS NOT NULL AS recorded, moved.status AS moved_to
+FROM r LEFT JOIN recorded USING (job_id) LEFT JOIN moved USING (job_id)
 """
 
 _SETUP_DONE = "UPDATE groups SET install_ms = $2 WHERE group_id = $1"
@@ -129,53 +145,51 @@ async def _finish(
     results: dict[uuid.UUID, Finished],
     backoff_s: float,
 ) -> None:
-    jobs = {r["job_id"]: r for r in await conn.fetch(_LOCK_JOBS, list(results), group_id)}
+    jobs = {r["job_id"]: r for r in await conn.fetch(_READ_JOBS, list(results), group_id)}
     for job_id in results.keys() - jobs.keys():
         result.ignore(job_id, "not a job of this group")
     held = [results[job_id] for job_id in sorted(jobs)]
-    recorded = {
-        r["job_id"]
-        for r in await conn.fetch(
-            _FINISH_ATTEMPTS,
-            [e.job_id for e in held],
-            [jobs[e.job_id]["attempts"] for e in held],
-            [e.outcome.value for e in held],
-            [e.error for e in held],
-            [e.duration_ms for e in held],
-            [e.artifacts for e in held],
-            [e.log for e in held],
-        )
-    }
-    moving: list[tuple[Finished, JobStatus, str | None, str | None]] = []
+    if not held:
+        return
+    # What each job becomes if its attempt is recorded now (a job already ended keeps its
+    # state; the guard in _FINISH leaves it alone).
+    after: list[tuple[JobStatus, str | None, str | None]] = []
     for event in held:
         job = jobs[event.job_id]
-        if event.job_id not in recorded:
-            result.ignore(event.job_id, "this attempt's result is already recorded")
-        elif JobStatus(job["status"]).is_terminal:
-            # Cancelled while it ran: the attempt keeps what happened, the job stays as it is.
-            result.ignore(event.job_id, f"job is {job['status']}; attempt recorded only")
-        else:
-            attempts, most = job["attempts"], job["max_attempts"]
-            status = status_after(event.outcome, attempts=attempts, max_attempts=most)
-            outcome = None if status is JobStatus.PENDING else event.outcome.value
-            error = event.error
-            if status is JobStatus.FAILED and event.outcome is Outcome.ERROR:
-                error = final_error(error, attempts=attempts, max_attempts=most)
-            moving.append((event, status, outcome, error))
-    if not moving:
-        return
-    await conn.execute(
-        _FINISH_JOBS,
-        [e.job_id for e, _, _, _ in moving],
-        [status.value for _, status, _, _ in moving],
-        [outcome for _, _, outcome, _ in moving],
-        [error for _, _, _, error in moving],
-        [e.duration_ms for e, _, _, _ in moving],
-        [e.artifacts for e, _, _, _ in moving],
+        attempts, most = job["attempts"], job["max_attempts"]
+        status = status_after(event.outcome, attempts=attempts, max_attempts=most)
+        outcome = None if status is JobStatus.PENDING else event.outcome.value
+        error = event.error
+        if status is JobStatus.FAILED and event.outcome is Outcome.ERROR:
+            error = final_error(error, attempts=attempts, max_attempts=most)
+        after.append((status, outcome, error))
+    rows = await conn.fetch(
+        _FINISH,
+        [e.job_id for e in held],
+        [jobs[e.job_id]["attempts"] for e in held],
+        [e.outcome.value for e in held],
+        [e.error for e in held],
+        [e.duration_ms for e in held],
+        [e.artifacts for e in held],
+        [e.log for e in held],
+        [status.value for status, _, _ in after],
+        [outcome for _, outcome, _ in after],
+        [error for _, _, error in after],
         backoff_s,
     )
-    result.applied += len(moving)
-    result.retried += sum(1 for _, s, _, _ in moving if s is JobStatus.PENDING)
+    for row in rows:
+        job_id = row["job_id"]
+        if not row["recorded"]:
+            result.ignore(job_id, "this attempt's result is already recorded")
+        elif row["moved_to"] is None:
+            # Cancelled while it ran: the attempt keeps what happened, the job stays as it is.
+            was = jobs[job_id]["status"]
+            now = was if JobStatus(was).is_terminal else "no longer running"
+            result.ignore(job_id, f"job is {now}; attempt recorded only")
+        else:
+            result.applied += 1
+            if row["moved_to"] == JobStatus.PENDING:
+                result.retried += 1
     result.requeued = result.requeued or result.retried > 0
 
 

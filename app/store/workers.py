@@ -23,7 +23,7 @@ WORKER_VIEW = """
 SELECT w.worker_id, w.org_id, w.name, w.target_types, w.labels, w.capacity,
        CASE WHEN w.last_heartbeat < now() - make_interval(secs => $1) THEN 'offline'
             ELSE w.status::text END AS status,
-       w.ready_builds, w.last_heartbeat, w.created_at,
+       w.ready_builds, w.needs_build, w.last_heartbeat, w.created_at,
        coalesce((SELECT json_agg(json_build_object(
                     'group_id', g.group_id, 'app_version_id', g.app_version_id,
                     'target', g.target, 'org_id', g.org_id))

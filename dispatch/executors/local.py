@@ -12,6 +12,14 @@ With a build cache (`qgjob worker --needs-build`) the group's build is fetched f
 path is in `QGJOB_BUILD_PATH` for both commands. A job whose run's repository the service
 granted a token for runs in a checkout of it (`dispatch.sources`), else in `--workspace`.
 Other `{…}` text (shell `${VAR}`, awk programs) is left as it is.
+
+A command with no shell syntax at all (only words of letters, digits and `-_./:,+@%=`, and
+placeholders) whose program is found on `PATH` is run without the shell: its words are
+split on spaces and each placeholder is replaced by its raw value inside its word, which
+gives the program exactly the arguments the shell would have given it after quoting.
+This saves a shell per job (a second exec when the program is not a shell builtin).
+Anything else (quotes, `$`, `;`, `|`, `>`, globs, `~`, an assignment first, a word that
+is only a shell builtin such as `exit` or `cd`) goes through `/bin/sh -c` as before.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import logging
 import os
 import re
 import shlex
+import shutil
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from uuid import UUID
@@ -28,7 +37,7 @@ from uuid import UUID
 from dispatch.buildcache import BuildCache
 from dispatch.errors import InfrastructureError
 from dispatch.executors.base import JobResult, JobSpec, PrepareResult
-from dispatch.processes import DEFAULT_TAIL_BYTES, Completed, Stop, run_shell
+from dispatch.processes import DEFAULT_TAIL_BYTES, SHELL, Completed, Stop, run_argv
 from dispatch.sources import Sources
 from qgjob.types import Outcome
 from qgjob.worker_api import ClaimedGroup
@@ -39,6 +48,9 @@ JOB_PLACEHOLDERS = ("test_path", "app_version_id", "target", "job_id", "attempt"
 PREPARE_PLACEHOLDERS = ("app_version_id", "target")
 # `{name}` not preceded by `$`, so that the shell's `${name}` is left alone.
 _PLACEHOLDER = re.compile(r"(?<!\$)\{([a-z_]+)\}")
+# A template that the shell would only split into words: no quoting, expansion, redirection,
+# globbing, comments or control operators (checked once the placeholders are taken out).
+_PLAIN_WORDS = re.compile(r"[A-Za-z0-9_./:,+@%= -]+")
 # The environment the worker itself was given that a test command must not see.
 _WITHHELD_ENV = ("QGJOB_TOKEN",)
 _ERROR_TAIL_CHARS = 4000
@@ -65,6 +77,19 @@ def fill(template: str, values: Mapping[str, str]) -> str:
         return shlex.quote(values[name]) if name in values else match[0]
 
     return _PLACEHOLDER.sub(value, template)
+
+
+def plain_argv(template: str, values: Mapping[str, str]) -> list[str] | None:
+    """The argument list the shell would run for `template`, when it is plain words (see the
+    module docstring); None when it needs the shell."""
+    bare = _PLACEHOLDER.sub(lambda m: "x" if m[1] in values else "{", template)
+    if not _PLAIN_WORDS.fullmatch(bare) or "=" in bare.split()[0]:
+        return None
+
+    def value(match: re.Match[str]) -> str:
+        return values[match[1]]
+
+    return [_PLACEHOLDER.sub(value, word) for word in template.split(" ") if word]
 
 
 class LocalExecutor:
@@ -112,7 +137,8 @@ class LocalExecutor:
             return PrepareResult(install_ms=0, build=group.app_version_id)
         values = {"app_version_id": group.app_version_id, "target": str(group.target)}
         done = await self._run(
-            fill(self.prepare_command, values),
+            self.prepare_command,
+            values,
             env={"QGJOB_" + name.upper(): value for name, value in values.items()} | build_env,
             timeout_s=self.prepare_timeout_s,
             cancel=None,
@@ -145,7 +171,8 @@ class LocalExecutor:
         if self.sources is not None and job.source is not None and job.source.token:
             cwd = (await self.sources.checkout(job.source)).root
         done = await self._run(
-            fill(self.command, values),
+            self.command,
+            values,
             env=env,
             timeout_s=self.job_timeout_s,
             cancel=cancel,
@@ -172,17 +199,24 @@ class LocalExecutor:
 
     async def _run(
         self,
-        command: str,
+        template: str,
+        values: Mapping[str, str],
         *,
         env: Mapping[str, str],
         timeout_s: float | None,
         cancel: asyncio.Event | None,
         cwd: Path | None = None,
     ) -> Completed:
+        env = {**self._env, **env}
+        argv = plain_argv(template, values)
+        program = None if argv is None else shutil.which(argv[0], path=env.get("PATH"))
+        if argv is None or program is None:  # shell syntax, or a builtin: the shell runs it
+            argv, program = [SHELL, "-c", fill(template, values)], SHELL
         try:
-            return await run_shell(
-                command,
-                env={**self._env, **env},
+            return await run_argv(
+                argv,
+                executable=program,
+                env=env,
                 cwd=cwd or self.cwd,
                 timeout_s=timeout_s,
                 cancel=cancel,

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from qgjob import __version__
-from qgjob.cli import builds, jobs, migrate, server, specs, tokens, up, workers
+from qgjob.cli import builds, github, jobs, migrate, server, specs, tokens, up, workers
 from qgjob.cli.context import EXIT_FAILURE, GlobalOptions, exit_code_for
 from qgjob.cli.output import describe_error, print_error
 from qgjob.errors import QgjobError
@@ -29,6 +29,7 @@ app.add_typer(server.app)
 app.add_typer(tokens.app, name="token")
 app.add_typer(workers.app)
 app.add_typer(up.app)
+app.add_typer(github.app, name="github")
 app.add_typer(migrate.app)
 app.add_typer(specs.app)
 app.add_typer(builds.app, name="build")

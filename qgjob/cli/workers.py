@@ -178,7 +178,12 @@ def worker(
                     job_timeout_s=timeout_s,
                     env=os.environ,
                     cwd=workspace,
-                    builds=BuildCache(builds_dir, cache_bytes, api=api, pin_limit=capacity),
+                    # Only a worker that needs builds downloads them (local commands may not).
+                    builds=(
+                        BuildCache(builds_dir, cache_bytes, api=api, pin_limit=capacity)
+                        if needs_build
+                        else None
+                    ),
                     sources=Sources(
                         cache_dir=cache_root / "sources", workspace=workspace, npm=settings.npm
                     ),

@@ -16,7 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
-from app.store.builds import waiting_for_build
+from app.store.builds import fail_jobs_without_build, waiting_for_build
 from qgjob.settings import Settings
 from tests.conftest import Api
 
@@ -255,6 +255,7 @@ async def test_needs_build_worker_only_gets_keys_with_a_build(api: Api) -> None:
         second = await claim(client, picky)
         easy = await register(client, needs_build=False)
         third = await claim(client, easy)
+        listed = (await client.get("/v1/workers")).json()["workers"]
     assert first is not None and first["app_version_id"] == "v1"
     build = first["build"]
     assert build["sha256"] == sha(APK) and build["size"] == len(APK)
@@ -264,6 +265,7 @@ async def test_needs_build_worker_only_gets_keys_with_a_build(api: Api) -> None:
     assert second is None  # the other key has no build yet
     assert third is not None and third["app_version_id"] == "no-build"
     assert third["build"] is None
+    assert {w["worker_id"]: w["needs_build"] for w in listed} == {picky: True, easy: False}
 
 
 async def test_a_build_arriving_notifies_waiting_claims(api: Api, database_url: str) -> None:
@@ -317,3 +319,25 @@ async def test_waiting_for_build_names_the_jobs_without_one(api: Api, pool: asyn
         await upload(client, APK, app_version_id="v1")
     ids = [uuid.UUID(r["jobs"][0]["job_id"]) for r in (missing, present)]
     assert await waiting_for_build(pool, ids, live_within_s=60) == {ids[0]}
+
+
+async def test_two_replicas_sweeping_at_once_fail_each_job_once(
+    api: Api, pool: asyncpg.Pool
+) -> None:
+    async with api.client() as client:
+        for version in ("x1", "x2", "x3"):
+            await submit(client, version)
+    async with pool.acquire() as one, pool.acquire() as two:
+        first = one.transaction()
+        second = two.transaction()
+        await first.start()
+        await second.start()
+        try:
+            by_one = await fail_jobs_without_build(one, wait_s=0, live_within_s=60)
+            by_two = await fail_jobs_without_build(two, wait_s=0, live_within_s=60)
+        finally:
+            await first.commit()
+            await second.commit()
+    assert (len(by_one), len(by_two)) == (3, 0)
+    failed = await pool.fetchval("SELECT count(*) FROM jobs WHERE status = 'FAILED'")
+    assert failed == 3

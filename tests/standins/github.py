@@ -134,12 +134,17 @@ class FakeRepo:
     def full_name(self) -> str:
         return f"{self.owner}/{self.name}"
 
-    def commit(self, files: Mapping[str, bytes | str], *, branch: str | None = None) -> str:
-        """Record a snapshot; return its commit sha and move `branch` (default branch) to it."""
+    def commit(
+        self, files: Mapping[str, bytes | str], *, branch: str | None = None, sha: str | None = None
+    ) -> str:
+        """Record a snapshot; return its commit sha and move `branch` (default branch) to it.
+        `sha` names the commit (to match a recorded webhook payload); by default it is derived."""
         snapshot = {p: v.encode() if isinstance(v, str) else v for p, v in files.items()}
         root = self._write_tree(snapshot)
         parent = self.refs.get(branch or self.default_branch, "")
-        sha = _git_sha("commit", f"tree {root}\nparent {parent}\n{len(self.commits)}".encode())
+        sha = sha or _git_sha(
+            "commit", f"tree {root}\nparent {parent}\n{len(self.commits)}".encode()
+        )
         self.commits[sha] = root
         self.files[sha] = snapshot
         self.refs[branch or self.default_branch] = sha
@@ -270,6 +275,9 @@ class FakeGitHub:
         self.faults: list[Fault] = []
         self.truncate_recursive_over: int | None = None
         self.tokens_minted = 0
+        self.writes_in_flight = 0
+        self.max_writes_in_flight = 0  # check-run writes answered at the same time, at most
+        self.write_times: list[float] = []  # when each check-run write arrived (monotonic)
         self._lock = threading.Lock()
         self._next_id = 1000
 
@@ -332,7 +340,20 @@ class FakeGitHub:
     # -- inspecting --------------------------------------------------------------------------
 
     def check_runs_named(self, name: str) -> list[FakeCheckRun]:
-        return [run for run in self.check_runs.values() if run.name == name]
+        return [run for run in list(self.check_runs.values()) if run.name == name]
+
+    def check_runs_on(self, head_sha: str) -> list[FakeCheckRun]:
+        """The check runs of one commit, oldest first."""
+        runs = [run for run in list(self.check_runs.values()) if run.head_sha == head_sha]
+        return sorted(runs, key=lambda run: run.id)
+
+    def writes(self) -> list[RecordedRequest]:
+        """Check-run creates and updates that GitHub accepted, in order."""
+        return [
+            r
+            for r in list(self.requests)
+            if "/check-runs" in r.path and r.method in ("POST", "PATCH") and r.status < 300
+        ]
 
     def record_token(self, issued: IssuedToken) -> None:
         with self._lock:
@@ -701,6 +722,36 @@ async def _update_check_run(request: Request, state: FakeGitHub) -> Response:
     return _json(_check_run_json(state, run, str(request.base_url)), state)
 
 
+async def _get_check_run(request: Request, state: FakeGitHub) -> Response:
+    repo = _repo_access(request, state)
+    if isinstance(repo, Response):
+        return repo
+    run = state.check_runs.get(int(request.path_params["check_run_id"]))
+    if run is None or run.repo != repo.full_name:
+        return _error(404, "Not Found", state)
+    return _json(_check_run_json(state, run, str(request.base_url)), state)
+
+
+async def _list_check_runs(request: Request, state: FakeGitHub) -> Response:
+    """`GET /repos/{o}/{r}/commits/{ref}/check-runs`, with the `check_name` filter."""
+    repo = _repo_access(request, state)
+    if isinstance(repo, Response):
+        return repo
+    sha = repo.resolve(request.path_params["ref"])
+    if sha is None:
+        return _error(422, f"No commit found for SHA: {request.path_params['ref']}", state)
+    name = request.query_params.get("check_name")
+    runs = [
+        run for run in sorted(state.check_runs.values(), key=lambda r: -r.id)
+        if run.repo == repo.full_name and run.head_sha == sha and name in (None, run.name)
+    ]  # fmt: skip
+    base = str(request.base_url)
+    return _json(
+        {"total_count": len(runs), "check_runs": [_check_run_json(state, r, base) for r in runs]},
+        state,
+    )
+
+
 Endpoint = Callable[[Request, FakeGitHub], Any]
 
 
@@ -708,6 +759,20 @@ def _endpoint(state: FakeGitHub, handler: Endpoint) -> Callable[[Request], Any]:
     """Wrap a handler with the staged faults and the request log."""
 
     async def endpoint(request: Request) -> Response:
+        is_write = request.method in ("POST", "PATCH") and "/check-runs" in request.url.path
+        if not is_write:
+            return await _answer(request)
+        with state._lock:
+            state.writes_in_flight += 1
+            state.max_writes_in_flight = max(state.max_writes_in_flight, state.writes_in_flight)
+            state.write_times.append(time.monotonic())
+        try:
+            return await _answer(request)
+        finally:
+            with state._lock:
+                state.writes_in_flight -= 1
+
+    async def _answer(request: Request) -> Response:
         raw = await request.body()
         fault = state.take_fault(request.method, request.url.path)
         response: Response | None = None
@@ -744,6 +809,8 @@ def create_app(state: FakeGitHub) -> Starlette:
         ("/repos/{owner}/{repo}/tarball/{ref:path}", _tarball, "GET"),
         ("/repos/{owner}/{repo}/check-runs", _create_check_run, "POST"),
         ("/repos/{owner}/{repo}/check-runs/{check_run_id:int}", _update_check_run, "PATCH"),
+        ("/repos/{owner}/{repo}/check-runs/{check_run_id:int}", _get_check_run, "GET"),
+        ("/repos/{owner}/{repo}/commits/{ref}/check-runs", _list_check_runs, "GET"),
         ("/_codeload/{owner}/{repo}/legacy.tar.gz/{sha}", _codeload, "GET"),
     ]
     app = Starlette(

@@ -17,7 +17,7 @@ import pytest
 
 from dispatch.errors import InfrastructureError
 from dispatch.executors.base import JobSpec
-from dispatch.executors.local import LocalExecutor, check_template, fill
+from dispatch.executors.local import LocalExecutor, check_template, fill, plain_argv
 from dispatch.processes import read_tail
 from qgjob.types import Outcome, Target
 from qgjob.worker_api import ClaimedGroup, ClaimedJob
@@ -131,6 +131,44 @@ async def test_placeholders_are_shell_quoted_and_exported(tmp_path: Path) -> Non
     assert env == [tricky, str(spec.job_id), "v1.2.3", "emulator", "2"]
     assert token_seen is False  # the worker's token is not handed to test code
     assert not (tmp_path / "pwned").exists()
+
+
+def test_plain_words_run_without_the_shell_with_the_same_arguments() -> None:
+    values = {"test_path": "it's a $(spec).ts", "attempt": "2", "target": ""}
+    assert plain_argv("npx appwright test {test_path} --retries=0 a{attempt}b", values) == [
+        "npx",
+        "appwright",
+        "test",
+        "it's a $(spec).ts",
+        "--retries=0",
+        "a2b",
+    ]
+    assert plain_argv("run  {target} ", values) == ["run", ""]  # an empty value stays a word
+    shell = ["echo hi; exit 3", "echo $HOME", "a > f", "ls *.ts", "x 'q'", "A=1 cmd", "~/bin/x"]
+    shell += ["cmd {other}", "cmd ${test_path}", "a\tb", "cmd # note", "a && b", "(cmd)"]
+    for template in shell:
+        assert plain_argv(template, values) is None, template
+
+
+async def test_a_plain_command_gets_each_value_as_one_argument(tmp_path: Path) -> None:
+    script = tmp_path / "argv.py"
+    script.write_text("import json, sys\nprint(json.dumps(sys.argv[1:]))\n")
+    executor = LocalExecutor(command=f"{sys.executable} {script} {{test_path}} x{{attempt}}y")
+    tricky = 'tests/it\'s a "quoted" $(touch pwned) spec.ts'
+    result = await executor.run(job(tricky, attempt=3), cancel=asyncio.Event())
+    assert result.outcome is Outcome.PASSED, result.log
+    assert json.loads(result.log or "") == [tricky, "x3y"]
+
+
+async def test_builtins_and_unknown_programs_still_go_through_the_shell(tmp_path: Path) -> None:
+    result = await LocalExecutor(command="exit 3").run(job(), cancel=asyncio.Event())
+    assert result.outcome is Outcome.FAILED
+    assert result.error == "the command exited with code 3"
+    missing = LocalExecutor(command="qgjob-no-such-program {test_path}")
+    result = await missing.run(job(), cancel=asyncio.Event())
+    assert result.outcome is Outcome.FAILED
+    assert result.error == "the command exited with code 127"
+    assert "not found" in (result.log or "")
 
 
 def test_shell_braces_are_left_alone() -> None:

@@ -38,6 +38,7 @@ LOCK_B = '{"name": "specs", "lockfileVersion": 3, "packages": {"": {"version": "
 FAKE_NPM = f"""#!{sys.executable}
 import os, pathlib, sys
 assert sys.argv[1] == "ci", sys.argv
+assert "QGJOB_TOKEN" not in os.environ, "npm must not see the worker's token"
 pathlib.Path(os.environ["NPM_RUNS"]).open("a").write(os.getcwd() + "\\n")
 modules = pathlib.Path("node_modules")
 modules.mkdir()
@@ -205,7 +206,9 @@ async def test_npm_ci_runs_once_per_lockfile_hash(
     two = hub.repo.commit({**files, "package-lock.json": LOCK_A, "tests/b.spec.ts": "y"})
     three = hub.repo.commit({**files, "package-lock.json": LOCK_B})
     sources = Sources(
-        cache_dir=tmp_path / "cache", npm=str(script), env={**os.environ, "NPM_RUNS": str(runs)}
+        cache_dir=tmp_path / "cache",
+        npm=str(script),
+        env={**os.environ, "NPM_RUNS": str(runs), "QGJOB_TOKEN": "qgj_secret"},
     )
     try:
         projects = [await sources.project(hub.source(sha)) for sha in (one, two, three, one)]

@@ -1,0 +1,87 @@
+"""The inbox loop: processes the deliveries `POST /github/webhooks` recorded.
+
+The route answers 202 only after the delivery is committed, so a server that dies right
+after answering loses nothing: the delivery waits in `webhook_deliveries` until a loop (on
+any replica) leases it. A delivery is leased for `LEASE_S`; one whose processor died is
+taken again when the lease lapses. Transient GitHub errors retry with backoff, up to
+`MAX_ATTEMPTS`; everything else ends with its outcome recorded, never a crashed loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+
+from app.github.handlers import dispatch
+from app.github.service import GitHubApp
+from app.store.deliveries import (
+    Delivery,
+    claim_deliveries,
+    finish_delivery,
+    release_delivery,
+    retry_delivery,
+)
+from github_app.errors import GitHubAppError, TransientApiError, retry_delay_s
+from github_app.events import DELIVERY_HEADER, EVENT_HEADER, parse_delivery
+from github_app.routing import Router
+
+logger = logging.getLogger(__name__)
+LEASE_S = 60.0
+MAX_ATTEMPTS = 8
+_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+async def process_forever(app: GitHubApp) -> None:
+    router = app.router
+    while True:
+        woken = app.inbox_wakeups.current()
+        try:
+            async with app.pool.acquire() as conn:
+                deliveries = await claim_deliveries(conn, limit=1, lease_s=LEASE_S)
+            for delivery in deliveries:
+                try:
+                    await process(app, router, delivery)
+                except asyncio.CancelledError:
+                    # Shutting down: hand the delivery back now rather than when its lease lapses.
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(release_delivery(app.pool, delivery.delivery_id))
+                    raise
+        except _DB_ERRORS as exc:
+            logger.warning("inbox could not run: %s", exc)
+            deliveries = []
+        if not deliveries:
+            await app.inbox_wakeups.wait(woken, app.settings.github_poll_interval_s)
+
+
+async def process(app: GitHubApp, router: Router, delivery: Delivery) -> None:
+    headers = {EVENT_HEADER: delivery.event, DELIVERY_HEADER: delivery.delivery_id}
+    try:
+        event = parse_delivery(headers, delivery.body)
+        outcome = await dispatch(router, event)
+    except TransientApiError as exc:
+        delay_s = retry_delay_s(exc, attempt=delivery.attempts, cap_s=300.0) or 1.0
+        if delivery.attempts < MAX_ATTEMPTS:
+            logger.warning(
+                "delivery will be retried delivery_id=%s in_s=%.1f: %s",
+                delivery.delivery_id, delay_s, exc,
+            )  # fmt: skip
+            await retry_delivery(
+                app.pool, delivery.delivery_id, delay_s=delay_s, outcome=f"retrying: {exc}"
+            )
+            return
+        outcome = f"failed after {delivery.attempts} attempts: {exc}"
+    except GitHubAppError as exc:
+        outcome = f"failed: {exc}"
+    except _DB_ERRORS:
+        raise
+    except Exception as exc:  # a bug must not stop the inbox; the delivery keeps the reason
+        logger.exception("delivery failed delivery_id=%s", delivery.delivery_id)
+        outcome = f"error: {type(exc).__name__}: {exc}"
+    await finish_delivery(app.pool, delivery.delivery_id, outcome=outcome)
+    logger.info(
+        "delivery processed delivery_id=%s event=%s outcome=%s",
+        delivery.delivery_id, delivery.event, outcome,
+    )  # fmt: skip

@@ -1,0 +1,264 @@
+"""From a trigger (a push, a pull request, a re-run) to a run and its queued check runs.
+
+`start_run` reads the commit's `qgjob.toml` (defaults when absent), applies its branch and
+fork rules, lists the specs from one tree listing, and in one transaction supersedes the
+branch's older runs, inserts the run through the same `insert_run` the REST API uses, and
+owes GitHub one `queued` check run per target. Every "no" is a check run too: a broken
+config completes `failure` with the parse error, a fork's pull request completes
+`action_required` until a maintainer re-requests it. GitHub errors propagate, so the inbox
+retries transient ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from app.database import TxConn
+from app.github.service import GitHubApp
+from app.github.tracker import wire
+from app.store.checkruns import (
+    commit_has_run,
+    insert_check_run,
+    insert_github_run,
+    lock_commit,
+    supersede_runs,
+)
+from app.store.jobs import NewRun, cancel_run, insert_run
+from app.store.outbox import owe
+from github_app.checks import (
+    CheckRunRequests,
+    render_check_run,
+    render_config_failure,
+    render_fork_blocked,
+)
+from github_app.config import RepoConfig, load_config
+from github_app.discovery import Tree, discover_specs
+from github_app.errors import DiscoveryError, InvalidConfig
+from github_app.summary import RunState, SpecRow, TargetRun
+from qgjob.types import RunSource, Target
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """What to run: a commit of a repository, and why."""
+
+    kind: str  # push | pull_request | check_suite | check_run | rerun_failed
+    installation_id: int
+    org_id: str
+    repo: str  # full name of the repository the check runs go on
+    head_sha: str
+    ref: str | None = None  # the pushed ref (refs/heads/…, refs/tags/…)
+    branch: str | None = None  # {branch}; the branch superseding applies to
+    base_branch: str | None = None  # a pull request's base, for the branch filters
+    pr_number: int | None = None
+    fork_repo: str | None = None  # head repository of a pull request from a fork
+    is_fork: bool = False
+    approved: bool = False  # a maintainer re-requested a fork's check run
+    forced: bool = False  # run even if this commit already has a run
+    targets: tuple[Target, ...] | None = None  # only these targets (a check run re-run)
+    specs: tuple[str, ...] | None = None  # only these specs (re-run failed)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["targets"] = None if self.targets is None else [t.value for t in self.targets]
+        data["specs"] = None if self.specs is None else list(self.specs)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Trigger:
+        values = dict(data)
+        if values.get("targets") is not None:
+            values["targets"] = tuple(Target(t) for t in values["targets"])
+        if values.get("specs") is not None:
+            values["specs"] = tuple(values["specs"])
+        return cls(**values)
+
+
+async def start_run(app: GitHubApp, trigger: Trigger) -> str:
+    """Act on `trigger`; returns what was done, for the delivery's recorded outcome."""
+    if not trigger.forced and await commit_has_run(
+        app.pool, repo=trigger.repo, head_sha=trigger.head_sha
+    ):
+        return f"skipped: {trigger.repo}@{trigger.head_sha[:7]} already has a run"
+    try:
+        config = await _config(app, trigger)
+    except InvalidConfig as exc:
+        await _owe_alone(app, trigger, render_config_failure(
+            head_sha=trigger.head_sha, error=str(exc), details_url=app.settings.details_base_url
+        ), run_id=None)  # fmt: skip
+        return f"config error: {exc}"
+    if not _wanted(config, trigger):
+        return f"skipped: {trigger.ref or trigger.base_branch} is not configured to run"
+    targets = trigger.targets or config.targets
+    if trigger.is_fork and not (config.run_forks or trigger.approved):
+        for target in targets:
+            blocked = render_fork_blocked(
+                run_id=f"fork:{trigger.repo}@{trigger.head_sha}", target=target,
+                head_sha=trigger.head_sha, details_url=app.settings.details_base_url,
+                head_repo=trigger.fork_repo,
+            )  # fmt: skip
+            await _owe_alone(app, trigger, blocked, run_id=None, target=target, keep=True)
+        return f"blocked: pull request from fork {trigger.fork_repo}"
+    try:
+        specs = trigger.specs or await _discover(app, trigger, config)
+        app_version_id = config.render_app_version_id(
+            sha=trigger.head_sha, branch=trigger.branch, pr=trigger.pr_number
+        )
+        limit = app.settings.max_run_tests
+        if len(specs) * len(targets) > limit:
+            raise InvalidConfig(
+                f"{len(specs)} specs × {len(targets)} targets exceed the limit of {limit} jobs "
+                "per run; narrow the specs globs", key="specs",
+            )  # fmt: skip
+    except (InvalidConfig, DiscoveryError) as exc:
+        failure = render_config_failure(
+            head_sha=trigger.head_sha, error=str(exc), details_url=app.settings.details_base_url
+        )
+        await _owe_alone(app, trigger, failure, run_id=None)
+        return f"config error: {exc}"
+    if not specs:
+        for target in targets:
+            empty = TargetRun(
+                "", target, trigger.head_sha, app.settings.details_base_url, RunState.FINISHED
+            )
+            await _owe_alone(app, trigger, render_check_run(empty), run_id=None, target=target)
+        return "no specs matched"
+    return await _enqueue(
+        app, trigger, config, specs=specs, targets=targets, app_version_id=app_version_id
+    )
+
+
+def _wanted(config: RepoConfig, trigger: Trigger) -> bool:
+    if trigger.kind == "push" and trigger.ref is not None:
+        return config.runs_on_ref(trigger.ref)
+    if trigger.kind == "pull_request" and trigger.base_branch is not None:
+        return config.branches.allows(trigger.base_branch)
+    return True  # asked for explicitly: check suites and check runs
+
+
+async def _config(app: GitHubApp, trigger: Trigger) -> RepoConfig:
+    async def read(path: str) -> bytes | None:
+        return await app.client.get_contents(
+            installation_id=trigger.installation_id,
+            repo=trigger.repo,
+            path=path,
+            ref=trigger.head_sha,
+        )
+
+    return await load_config(read)
+
+
+async def _discover(app: GitHubApp, trigger: Trigger, config: RepoConfig) -> tuple[str, ...]:
+    async def fetch_tree(sha: str, *, recursive: bool) -> Tree:
+        return await app.client.get_tree(
+            installation_id=trigger.installation_id,
+            repo=trigger.repo,
+            tree_sha=sha,
+            recursive=recursive,
+        )
+
+    return await discover_specs(
+        head_sha=trigger.head_sha, globs=config.specs, fetch_tree=fetch_tree
+    )
+
+
+async def _enqueue(
+    app: GitHubApp,
+    trigger: Trigger,
+    config: RepoConfig,
+    *,
+    specs: Sequence[str],
+    targets: Sequence[Target],
+    app_version_id: str,
+) -> str:
+    new = NewRun(
+        org_id=trigger.org_id,
+        app_version_id=app_version_id,
+        tests=list(specs),
+        targets=list(targets),
+        priority=config.priority,
+        source=RunSource.GITHUB,
+        max_attempts=app.settings.max_attempts,
+        repo=trigger.repo,
+        ref=trigger.ref or (f"refs/heads/{trigger.branch}" if trigger.branch else None),
+        head_sha=trigger.head_sha,
+    )
+    async with app.pool.acquire() as conn, conn.transaction():
+        await lock_commit(conn, repo=trigger.repo, head_sha=trigger.head_sha)
+        if not trigger.forced and await commit_has_run(
+            conn, repo=trigger.repo, head_sha=trigger.head_sha
+        ):
+            return f"skipped: {trigger.repo}@{trigger.head_sha[:7]} already has a run"
+        superseded: list[uuid.UUID] = []
+        if config.cancel_superseded and trigger.kind in ("push", "pull_request"):
+            superseded = await supersede_runs(
+                conn, repo=trigger.repo, branch=trigger.branch, pr_number=trigger.pr_number,
+                head_sha=trigger.head_sha,
+            )  # fmt: skip
+            for old in superseded:
+                await cancel_run(conn, old, org_scope=None)
+        run = await insert_run(conn, new)
+        run_id = uuid.UUID(run["run_id"])
+        await insert_github_run(
+            conn, run_id=run_id, installation_id=trigger.installation_id, repo=trigger.repo,
+            head_sha=trigger.head_sha, branch=trigger.branch, pr_number=trigger.pr_number,
+            trigger=trigger.kind,
+        )  # fmt: skip
+        details = app.details_url(str(run_id), trigger.org_id)
+        for target in targets:
+            queued = TargetRun(
+                str(run_id), target, trigger.head_sha, details, RunState.QUEUED,
+                specs=tuple(_pending(specs)),
+            )  # fmt: skip
+            await _owe(conn, trigger, render_check_run(queued), run_id=run_id, target=target)
+    app.outbox_wakeups.wake()
+    logger.info(
+        "run started run_id=%s repo=%s sha=%s jobs=%d superseded=%d",
+        run_id, trigger.repo, trigger.head_sha[:7], len(specs) * len(targets), len(superseded),
+    )  # fmt: skip
+    return f"run {run_id}: {len(specs)} specs × {len(targets)} targets"
+
+
+def _pending(specs: Sequence[str]) -> list[SpecRow]:
+    return [SpecRow(path) for path in specs]
+
+
+async def _owe(
+    conn: TxConn,
+    trigger: Trigger,
+    requests: CheckRunRequests,
+    *,
+    run_id: uuid.UUID | None,
+    target: Target | None = None,
+    keep: bool = False,
+) -> int:
+    state = "completed" if requests.body.get("status") == "completed" else requests.body["status"]
+    key = await insert_check_run(
+        conn, installation_id=trigger.installation_id, repo=trigger.repo, head_sha=trigger.head_sha,
+        name=requests.name, run_id=run_id, target=None if target is None else target.value,
+        state=state, trigger=trigger.to_json() if keep or run_id is None else None,
+    )  # fmt: skip
+    await owe(conn, check_key=key, installation_id=trigger.installation_id, requests=wire(requests))
+    return key
+
+
+async def _owe_alone(
+    app: GitHubApp,
+    trigger: Trigger,
+    requests: CheckRunRequests,
+    *,
+    run_id: uuid.UUID | None,
+    target: Target | None = None,
+    keep: bool = False,
+) -> None:
+    """A check run with no run behind it (blocked fork, broken config, nothing to run)."""
+    async with app.pool.acquire() as conn, conn.transaction():
+        await _owe(conn, trigger, requests, run_id=run_id, target=target, keep=keep)
+    app.outbox_wakeups.wake()

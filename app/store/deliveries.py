@@ -1,0 +1,178 @@
+"""The webhook inbox and the App's installations.
+
+A delivery is inserted before the route answers 202 (`X-GitHub-Delivery` is the primary key,
+so a repeat inserts nothing); the inbox loop leases due deliveries with `FOR UPDATE SKIP
+LOCKED` and a `locked_until`, so several replicas share the work and a delivery whose
+processor died is taken again once its lease lapses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from app.database import Conn
+
+_RECORD = """
+INSERT INTO webhook_deliveries (delivery_id, event, action, installation_id, body,
+                                processed_at, outcome)
+VALUES ($1, $2, $3, $4, $5, CASE WHEN $5::bytea IS NULL THEN now() END, $6)
+ON CONFLICT (delivery_id) DO NOTHING
+RETURNING delivery_id
+"""
+
+
+async def record_delivery(
+    conn: Conn,
+    *,
+    delivery_id: str,
+    event: str,
+    action: str | None,
+    installation_id: int | None,
+    body: bytes | None,
+    outcome: str | None = None,
+) -> bool:
+    """Record a delivery; False when this delivery id was seen before. A delivery without a
+    body (an event we do not handle) is recorded as processed already."""
+    row = await conn.fetchval(_RECORD, delivery_id, event, action, installation_id, body, outcome)
+    return row is not None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    delivery_id: str
+    event: str
+    body: bytes
+    attempts: int
+
+
+_CLAIM = """
+UPDATE webhook_deliveries d
+SET locked_until = now() + make_interval(secs => $2), attempts = d.attempts + 1
+WHERE d.delivery_id IN (
+    SELECT delivery_id FROM webhook_deliveries
+    WHERE processed_at IS NULL AND not_before <= now()
+      AND (locked_until IS NULL OR locked_until < now())
+    ORDER BY received_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED)
+RETURNING d.delivery_id, d.event, d.body, d.attempts, d.received_at
+"""
+
+
+async def claim_deliveries(conn: Conn, *, limit: int, lease_s: float) -> list[Delivery]:
+    """Lease up to `limit` due deliveries, oldest first."""
+    rows = await conn.fetch(_CLAIM, limit, lease_s)
+    rows = sorted(rows, key=lambda r: r["received_at"])
+    return [Delivery(r["delivery_id"], r["event"], bytes(r["body"]), r["attempts"]) for r in rows]
+
+
+_FINISH = """
+UPDATE webhook_deliveries SET processed_at = now(), outcome = $2, body = NULL,
+                              locked_until = NULL
+WHERE delivery_id = $1
+"""
+_RETRY = """
+UPDATE webhook_deliveries
+SET not_before = now() + make_interval(secs => $2), outcome = $3, locked_until = NULL
+WHERE delivery_id = $1
+"""
+
+
+async def finish_delivery(conn: Conn, delivery_id: str, *, outcome: str) -> None:
+    await conn.execute(_FINISH, delivery_id, outcome[:1000])
+
+
+async def retry_delivery(conn: Conn, delivery_id: str, *, delay_s: float, outcome: str) -> None:
+    await conn.execute(_RETRY, delivery_id, delay_s, outcome[:1000])
+
+
+async def release_delivery(conn: Conn, delivery_id: str) -> None:
+    """Give a leased delivery back (its processor is stopping); attempts keep counting."""
+    await conn.execute(
+        "UPDATE webhook_deliveries SET locked_until = NULL WHERE delivery_id = $1", delivery_id
+    )
+
+
+async def delivery_outcome(conn: Conn, delivery_id: str) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT * FROM webhook_deliveries WHERE delivery_id = $1", delivery_id
+    )
+    return row
+
+
+# -- installations ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InstallationRow:
+    installation_id: int
+    org_id: str
+    repositories: tuple[str, ...]
+    suspended: bool
+    deleted: bool
+
+    @property
+    def active(self) -> bool:
+        return not (self.suspended or self.deleted)
+
+
+_UPSERT = """
+INSERT INTO github_installations AS i (installation_id, org_id, account_type,
+    repository_selection, repositories, suspended, deleted)
+VALUES ($1, $2, $3, $4, $5::text[], $7, $8)
+ON CONFLICT (installation_id) DO UPDATE SET
+    org_id = EXCLUDED.org_id,
+    account_type = coalesce(EXCLUDED.account_type, i.account_type),
+    repository_selection = coalesce(EXCLUDED.repository_selection, i.repository_selection),
+    repositories = CASE WHEN $9 THEN EXCLUDED.repositories ELSE ARRAY(
+        SELECT DISTINCT r FROM unnest(i.repositories || $5::text[]) AS r
+        WHERE NOT (lower(r) = ANY (SELECT lower(x) FROM unnest($6::text[]) AS x))) END,
+    suspended = EXCLUDED.suspended,
+    deleted = EXCLUDED.deleted,
+    updated_at = now()
+RETURNING installation_id, org_id, repositories, suspended, deleted
+"""
+
+
+async def save_installation(
+    conn: Conn,
+    *,
+    installation_id: int,
+    org_id: str,
+    account_type: str | None,
+    repository_selection: str | None,
+    added: Sequence[str],
+    removed: Sequence[str] = (),
+    suspended: bool,
+    deleted: bool,
+    replace: bool = False,
+) -> InstallationRow:
+    """Insert or update an installation; `replace` sets its repositories to `added`."""
+    row = await conn.fetchrow(
+        _UPSERT, installation_id, org_id, account_type, repository_selection,
+        list(added), list(removed), suspended, deleted, replace,
+    )  # fmt: skip
+    assert row is not None
+    return _installation(row)
+
+
+async def get_installation(conn: Conn, installation_id: int) -> InstallationRow | None:
+    row = await conn.fetchrow(
+        "SELECT installation_id, org_id, repositories, suspended, deleted "
+        "FROM github_installations WHERE installation_id = $1",
+        installation_id,
+    )
+    return None if row is None else _installation(row)
+
+
+def _installation(row: asyncpg.Record) -> InstallationRow:
+    return InstallationRow(
+        installation_id=row["installation_id"],
+        org_id=row["org_id"],
+        repositories=tuple(row["repositories"]),
+        suspended=row["suspended"],
+        deleted=row["deleted"],
+    )

@@ -1,0 +1,446 @@
+"""The GitHub App end to end: recorded webhook payloads in, check runs out on a fake GitHub.
+
+The service runs for real (in this loop) on a fresh database with the App configured against
+a fake GitHub on 127.0.0.1 that validates every check-run body against GitHub's schemas; a
+scripted worker finishes the jobs over the real worker protocol.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from app.github.service import GitHubApp, default_details_url
+from app.github.tokens import source_token
+from app.main import create_app
+from github_app.client import GitHubClient
+from qgjob.settings import Settings
+from qgjob.types import Outcome
+from tests.standins.github import (
+    FakeCheckRun,
+    FakeGitHub,
+    FakeRepo,
+    generate_app_key,
+    running_fake_github,
+)
+from tests.support.github import (
+    APP_ID,
+    OPENAPI,
+    PR_SHA,
+    PUSH_SHA,
+    REPO,
+    GitHubRig,
+    ScriptedWorker,
+    add_commit,
+    eventually,
+    fork_pull_request,
+    github_settings,
+    payload,
+    settled,
+)
+from tests.support.servers import serve_in_loop
+
+pytestmark = pytest.mark.skipif(not OPENAPI.exists(), reason="../shared/github is absent")
+
+SPECS = {
+    "tests/login.spec.ts": "test('login')\n",
+    "tests/flows/checkout.spec.ts": "test('checkout')\n",
+    "tests/flows/search.spec.js": "test('search')\n",
+}
+CONFIG = (
+    'targets = ["emulator"]\napp_version_id = "build-{short_sha}-{branch}"\npriority = "high"\n'
+)
+ORG = "codertocat"
+
+
+@pytest.fixture(scope="module")
+def app_key() -> tuple[bytes, bytes]:
+    return generate_app_key()
+
+
+@pytest.fixture
+def fake(app_key: tuple[bytes, bytes]) -> Iterator[tuple[FakeGitHub, str]]:
+    state = FakeGitHub(app_id=APP_ID, public_key=app_key[1], openapi_path=OPENAPI)
+    repo = state.add_repo(REPO, default_branch="master")
+    add_commit(repo, PUSH_SHA, SPECS, config=CONFIG, branch="master")
+    add_commit(repo, PR_SHA, SPECS, config=CONFIG, branch="changes")
+    state.add_installation(1, account="Codertocat", repositories=[REPO])
+    state.add_installation(957387, account="Codertocat", repositories=[REPO])
+    with running_fake_github(state) as url:
+        yield state, url
+
+
+@pytest.fixture
+async def rig(
+    settings: Settings, fake: tuple[FakeGitHub, str], app_key: tuple[bytes, bytes], pool: Any
+) -> AsyncIterator[GitHubRig]:
+    configured = github_settings(settings, api_url=fake[1], private_key=app_key[0])
+    async with serve_in_loop(create_app(configured)) as url:
+        yield GitHubRig(fake[0], url, pool, state_url=fake[1])
+
+
+async def worker_token(rig: GitHubRig, settings: Settings) -> str:
+    admin = settings.local_token_path.read_text().strip()
+    async with httpx.AsyncClient(base_url=rig.service_url, timeout=30) as client:
+        answer = await client.post(
+            "/v1/tokens", json={"org_id": ORG, "role": "worker"},
+            headers={"Authorization": f"Bearer {admin}"},
+        )  # fmt: skip
+        answer.raise_for_status()
+        token: str = answer.json()["token"]
+        return token
+
+
+async def check_runs(rig: GitHubRig, sha: str, *, count: int, status: str) -> list[FakeCheckRun]:
+    def check() -> list[FakeCheckRun] | None:
+        runs = rig.state.check_runs_on(sha)
+        return runs if len(runs) >= count and all(r.status == status for r in runs) else None
+
+    return await eventually(settled(check), what=f"{count} check runs {status} on {sha[:7]}")
+
+
+def repo_payload() -> dict[str, Any]:
+    repository: dict[str, Any] = payload("push/with-new-branch")["repository"]
+    return repository
+
+
+def check_run_event(action: str, run: FakeCheckRun, **extra: Any) -> dict[str, Any]:
+    """The recorded `check_run` payload, pointed at one of our check runs."""
+    data = copy.deepcopy(payload(f"check_run/{action}"))
+    data["repository"] = repo_payload()
+    data["installation"] = {"id": 1}
+    data["check_run"].update(id=run.id, head_sha=run.head_sha, name=run.name,
+                             external_id=run.external_id or "")  # fmt: skip
+    data["check_run"]["app"]["id"] = APP_ID
+    data.update(extra)
+    return data
+
+
+async def test_the_webhook_answers_401_400_413_and_202_as_github_expects(rig: GitHubRig) -> None:
+    push = payload("push/with-new-branch")
+    unsigned = await rig.deliver("push", push, headers={"X-Hub-Signature-256": ""})
+    assert unsigned.status_code == 401
+    forged = await rig.deliver("push", push, secret="not the secret")
+    assert forged.status_code == 401
+    assert forged.json()["error"]["code"] == "invalid_signature"
+    no_event = await rig.deliver("push", push, headers={"X-GitHub-Event": ""})
+    assert no_event.status_code == 400
+    assert "X-GitHub-Event" in no_event.json()["error"]["message"]
+    broken = await rig.deliver("push", b'{"ref": ')
+    assert broken.status_code == 400 and "not JSON" in broken.json()["error"]["message"]
+    huge = await rig.deliver("push", b" " * (25 * 1024 * 1024 + 1))
+    assert huge.status_code == 413
+
+    ping = await rig.deliver("ping", {"zen": "Keep it simple.", "hook_id": 1})
+    assert ping.status_code == 202 and ping.json()["status"] == "ignored"
+    first = await rig.deliver("push", push, delivery_id="d-1")
+    again = await rig.deliver("push", push, delivery_id="d-1")
+    assert (first.status_code, first.json()["status"]) == (202, "queued")
+    assert (again.status_code, again.json()["status"]) == (202, "duplicate")
+    await rig.processed("d-1")
+    assert await rig.pool.fetchval("SELECT count(*) FROM runs") == 1  # acted on once
+
+
+async def test_without_the_app_configured_the_route_answers_503(settings: Settings) -> None:
+    async with serve_in_loop(create_app(settings)) as url, httpx.AsyncClient() as client:
+        answer = await client.post(f"{url}/github/webhooks", content=b"{}")
+    assert answer.status_code == 503
+    assert "QGJOB_GITHUB_APP_ID" in answer.json()["error"]["message"]
+
+
+async def test_a_push_runs_the_specs_and_completes_its_check_run_with_the_results(
+    rig: GitHubRig, settings: Settings
+) -> None:
+    answer = await rig.deliver("push", payload("push/with-new-branch"), delivery_id="push-1")
+    assert answer.status_code == 202
+    outcome = await rig.processed("push-1")
+    assert outcome.startswith("run "), outcome
+    # Installation 1 was never announced: it was looked up on GitHub.
+    assert (
+        await rig.pool.fetchval("SELECT org_id FROM github_installations WHERE installation_id = 1")
+        == ORG
+    )
+    (queued,) = await check_runs(rig, PUSH_SHA, count=1, status="queued")
+    run = await rig.pool.fetchrow("SELECT * FROM runs")
+    assert (run["source"], run["repo"], run["ref"], run["head_sha"]) == (
+        "github", REPO, "refs/heads/master", PUSH_SHA,
+    )  # fmt: skip
+    assert run["app_version_id"] == "build-6113728-master" and run["priority"] == "high"
+    assert queued.name == "qgjob / emulator" and queued.external_id == str(run["run_id"])
+    assert queued.details_url == f"https://qgjob.example.test/ui/runs/{run['run_id']}"
+
+    worker = ScriptedWorker(
+        rig.service_url, await worker_token(rig, settings),
+        outcomes={
+            "tests/login.spec.ts": Outcome.FAILED, "tests/flows/search.spec.js": Outcome.FLAKY,
+        },
+        errors={"tests/login.spec.ts": "expected Welcome\n  at tests/login.spec.ts:12:5"},
+    )  # fmt: skip
+    assert await worker.run_until_idle(hold_s=0.5) == 3
+    # The worker was handed a read-only token for this one repository (to fetch its tarball).
+    source = worker.sources[0]
+    assert (source.repo, source.head_sha, source.api_url) == (REPO, PUSH_SHA, rig.state_url)
+    assert source.token is not None and source.token in rig.state.tokens
+    assert rig.state.tokens[source.token].repositories == frozenset({"Hello-World"})
+    (done,) = await check_runs(rig, PUSH_SHA, count=1, status="completed")
+    assert done.conclusion == "failure"
+    assert [b.get("status") for b in done.bodies][:2] == ["queued", "in_progress"]
+    assert {(a["path"], a["annotation_level"], a["start_line"]) for a in done.annotations} == {
+        ("tests/login.spec.ts", "failure", 12),
+        ("tests/flows/search.spec.js", "warning", 1),
+    }
+    assert [a["identifier"] for a in done.actions] == ["rerun_failed"]
+    assert "1 failed, 1 flaky, 1 passed" in done.output["title"]
+    assert "Setup time saved by grouping: 3.0s" in done.output["summary"]
+    assert "tests/login.spec.ts" in done.output["text"]
+
+
+async def test_a_new_push_to_the_branch_supersedes_the_older_run(rig: GitHubRig) -> None:
+    opened = copy.deepcopy(payload("pull_request/opened"))
+    repo: FakeRepo = rig.state.repos[REPO.lower()]
+    first_sha = add_commit(repo, "a" * 40, SPECS, config=CONFIG, branch="changes")
+    opened["pull_request"]["head"]["sha"] = first_sha
+    await rig.deliver("pull_request", opened, delivery_id="pr-opened")
+    assert (await rig.processed("pr-opened")).startswith("run ")
+    await check_runs(rig, first_sha, count=1, status="queued")
+
+    await rig.deliver("pull_request", payload("pull_request/synchronize"), delivery_id="pr-sync")
+    assert (await rig.processed("pr-sync")).startswith("run ")
+    (newer,) = await check_runs(rig, PR_SHA, count=1, status="queued")
+    (cancelled,) = await check_runs(rig, first_sha, count=1, status="completed")
+    assert cancelled.conclusion == "cancelled"
+    assert cancelled.output["title"] == f"Cancelled: superseded by {PR_SHA[:7]}"
+    statuses = await rig.pool.fetch(
+        "SELECT DISTINCT j.status::text FROM jobs j JOIN runs r USING (run_id) "
+        "WHERE r.head_sha = $1", first_sha,
+    )  # fmt: skip
+    assert [r["status"] for r in statuses] == ["CANCELLED"]
+    assert newer.status == "queued"
+    # The check suite GitHub requests for the same commit does not start a second run.
+    suite = copy.deepcopy(payload("check_suite/requested"))
+    suite["check_suite"]["head_sha"] = PR_SHA
+    suite["check_suite"]["app"]["id"] = APP_ID
+    suite["repository"] = repo_payload()
+    suite["installation"] = {"id": 1}
+    await rig.deliver("check_suite", suite, delivery_id="suite")
+    assert (await rig.processed("suite")).startswith("skipped")
+
+
+async def test_a_fork_pull_request_waits_for_a_maintainer_then_runs(
+    rig: GitHubRig, settings: Settings
+) -> None:
+    await rig.deliver("pull_request", fork_pull_request(), delivery_id="fork")
+    assert (await rig.processed("fork")).startswith("blocked")
+    (blocked,) = await check_runs(rig, PR_SHA, count=1, status="completed")
+    assert blocked.conclusion == "action_required"
+    assert "forker/Hello-World" in blocked.output["summary"]
+    assert await rig.pool.fetchval("SELECT count(*) FROM runs") == 0
+
+    await rig.deliver("check_run", check_run_event("rerequested", blocked), delivery_id="approve")
+    assert (await rig.processed("approve")).startswith("run ")
+    worker = ScriptedWorker(rig.service_url, await worker_token(rig, settings))
+    assert await worker.run_until_idle() == 3
+
+    def approved() -> FakeCheckRun | None:
+        fresh = [r for r in rig.state.check_runs_on(PR_SHA) if r.id != blocked.id]
+        return fresh[0] if fresh and fresh[0].status == "completed" else None
+
+    ran = await eventually(settled(approved), what="the approved run's check run")
+    assert ran.conclusion == "success"
+
+
+async def test_rerun_failed_runs_only_the_failed_specs(rig: GitHubRig, settings: Settings) -> None:
+    await rig.deliver("push", payload("push/with-new-branch"), delivery_id="push")
+    await rig.processed("push")
+    token = await worker_token(rig, settings)
+    failing = ScriptedWorker(
+        rig.service_url, token, outcomes={"tests/login.spec.ts": Outcome.FAILED}
+    )
+    await failing.run_until_idle()
+    (done,) = await check_runs(rig, PUSH_SHA, count=1, status="completed")
+    assert done.conclusion == "failure"
+
+    action = check_run_event(
+        "requested_action", done, requested_action={"identifier": "rerun_failed"}
+    )
+    await rig.deliver("check_run", action, delivery_id="rerun")
+    assert (await rig.processed("rerun")).startswith("run ")
+    rerun = await rig.pool.fetchrow(
+        "SELECT r.run_id, array_agg(j.test_path) AS specs FROM runs r JOIN jobs j USING (run_id) "
+        "JOIN github_runs g USING (run_id) WHERE g.trigger = 'rerun_failed' GROUP BY r.run_id"
+    )
+    assert rerun["specs"] == ["tests/login.spec.ts"]
+    await ScriptedWorker(rig.service_url, token).run_until_idle()
+
+    def fixed() -> FakeCheckRun | None:
+        runs = [
+            r for r in rig.state.check_runs_on(PUSH_SHA) if r.external_id == str(rerun["run_id"])
+        ]
+        return runs[0] if runs and runs[0].status == "completed" else None
+
+    assert (await eventually(settled(fixed), what="the re-run's check run")).conclusion == "success"
+
+    # check_suite rerequested: the whole commit again, as a new run.
+    suite = copy.deepcopy(payload("check_suite/rerequested"))
+    suite["check_suite"].update(head_sha=PUSH_SHA)
+    suite["check_suite"]["app"]["id"] = APP_ID
+    suite["repository"] = repo_payload()
+    await rig.deliver("check_suite", suite, delivery_id="suite-again")
+    assert (await rig.processed("suite-again")).startswith("run ")
+    assert await rig.pool.fetchval("SELECT count(*) FROM github_runs") == 3
+
+
+async def test_installation_events_keep_the_org_and_a_suspension_stops_processing(
+    rig: GitHubRig,
+) -> None:
+    await rig.deliver("installation", payload("installation/created"), delivery_id="inst")
+    assert "active, 1 repositories" in await rig.processed("inst")
+    row = await rig.pool.fetchrow(
+        "SELECT * FROM github_installations WHERE installation_id = 957387"
+    )
+    assert (row["org_id"], row["repositories"]) == (ORG, [REPO])
+
+    suspend = copy.deepcopy(payload("installation/created"))
+    suspend["action"] = "suspend"
+    suspend["installation"]["suspended_at"] = "2026-11-21T10:00:00Z"
+    await rig.deliver("installation", suspend, delivery_id="suspend")
+    assert "suspended" in await rig.processed("suspend")
+    push = copy.deepcopy(payload("push/with-new-branch"))
+    push["installation"] = {"id": 957387}
+    await rig.deliver("push", push, delivery_id="push-suspended")
+    assert "suspended" in await rig.processed("push-suspended")
+    assert await rig.pool.fetchval("SELECT count(*) FROM runs") == 0
+
+
+async def test_a_broken_config_fails_the_check_run_with_the_parse_error(rig: GitHubRig) -> None:
+    repo: FakeRepo = rig.state.repos[REPO.lower()]
+    sha = add_commit(repo, "b" * 40, SPECS, config='targets = ["toaster"]\n', branch="broken")
+    push = copy.deepcopy(payload("push/with-new-branch"))
+    push.update(after=sha, ref="refs/heads/broken")
+    await rig.deliver("push", push, delivery_id="broken")
+    assert (await rig.processed("broken")).startswith("config error")
+    (failed,) = await check_runs(rig, sha, count=1, status="completed")
+    assert failed.conclusion == "failure" and failed.name == "qgjob"
+    assert "unknown target 'toaster'" in failed.output["summary"]
+
+
+async def test_faults_on_github_converge_to_the_true_final_state(
+    rig: GitHubRig, settings: Settings
+) -> None:
+    rig.state.fail(2, status=500, method="POST", path="/check-runs$")
+    rig.state.secondary_rate_limit(retry_after_s=1, method="PATCH", path="/check-runs/")
+    # Answers slower than the 1 s client timeout, which GitHub applies all the same.
+    rig.state.slow(1.5, method="PATCH", path="/check-runs/")
+    rig.state.slow(1.5, method="POST", path="/check-runs$")
+    rig.state.fail(1, status=502, method="GET", path="/git/trees/")  # discovery retries too
+    await rig.deliver("push", payload("push/with-new-branch"), delivery_id="faulty")
+    await rig.processed("faulty")
+    await check_runs(rig, PUSH_SHA, count=1, status="queued")
+    await ScriptedWorker(
+        rig.service_url, await worker_token(rig, settings),
+        outcomes={"tests/flows/checkout.spec.ts": Outcome.FAILED},
+    ).run_until_idle()  # fmt: skip
+    await check_runs(rig, PUSH_SHA, count=1, status="completed")
+    await eventually(
+        lambda: rig.pool.fetchval("SELECT count(*) = 0 FROM github_outbox"),
+        what="the outbox to drain",
+    )
+    (done,) = rig.state.check_runs_on(PUSH_SHA)  # retries never made a second one
+    assert done.conclusion == "failure"
+    # The timed-out PATCH reached GitHub late; its retry looked first and sent nothing twice.
+    assert [a["path"] for a in done.annotations] == ["tests/flows/checkout.spec.ts"]
+    statuses = [r.status for r in rig.state.requests if "/check-runs" in r.path]
+    assert 500 in statuses and 403 in statuses
+
+
+async def test_a_restart_mid_outbox_loses_nothing(
+    settings: Settings, fake: tuple[FakeGitHub, str], app_key: tuple[bytes, bytes], pool: Any
+) -> None:
+    state, api_url = fake
+    configured = github_settings(settings, api_url=api_url, private_key=app_key[0])
+    state.fail(1000, status=503, method="POST", path="/check-runs$")
+    async with serve_in_loop(create_app(configured)) as url:
+        rig = GitHubRig(state, url, pool)
+        await rig.deliver("push", payload("push/with-new-branch"), delivery_id="before")
+        await rig.processed("before")
+        await eventually(
+            lambda: pool.fetchval("SELECT attempts > 0 FROM github_outbox"), what="a failed write"
+        )
+    assert state.check_runs_on(PUSH_SHA) == []
+    state.faults.clear()
+    async with serve_in_loop(create_app(configured)) as url:
+        rig = GitHubRig(state, url, pool)
+        (queued,) = await check_runs(rig, PUSH_SHA, count=1, status="queued")
+        await ScriptedWorker(url, await worker_token(rig, settings)).run_until_idle()
+        (done,) = await check_runs(rig, PUSH_SHA, count=1, status="completed")
+    assert done.id == queued.id and done.conclusion == "success"
+
+
+async def test_a_worker_gets_a_read_only_token_for_the_one_repository(
+    rig: GitHubRig, settings: Settings, app_key: tuple[bytes, bytes], fake: tuple[FakeGitHub, str]
+) -> None:
+    await rig.deliver("push", payload("push/with-new-branch"), delivery_id="push")
+    await rig.processed("push")
+    configured = github_settings(settings, api_url=fake[1], private_key=app_key[0])
+    async with GitHubClient(
+        app_id=APP_ID, private_key=app_key[0], base_url=fake[1], timeout_s=5
+    ) as client:
+        app = GitHubApp(
+            settings=configured, pool=rig.pool, client=client,
+            details_url=default_details_url("https://q.example"),
+        )  # fmt: skip
+        token = await source_token(app, org_id=ORG, repo=REPO)
+        assert token is not None and token.repositories == ("Hello-World",)
+        assert dict(token.permissions) == {"contents": "read"}
+        assert await source_token(app, org_id=ORG, repo=REPO) is token  # cached
+        assert await source_token(app, org_id="someone-else", repo=REPO) is None
+    async with httpx.AsyncClient(base_url=fake[1], follow_redirects=True) as http:
+        tarball = await http.get(
+            f"/repos/{REPO}/tarball/{PUSH_SHA}",
+            headers={"Authorization": f"Bearer {token.token.reveal()}"},
+        )
+    assert tarball.status_code == 200 and tarball.content[:2] == b"\x1f\x8b"  # gzip
+    minted = [r for r in rig.state.requests if r.path.endswith("/access_tokens")]
+    assert {"repositories": ["Hello-World"], "permissions": {"contents": "read"}} in [
+        r.body for r in minted
+    ]
+
+
+async def test_two_replicas_write_serially_and_spaced_per_installation(
+    settings: Settings, fake: tuple[FakeGitHub, str], app_key: tuple[bytes, bytes], pool: Any
+) -> None:
+    state, api_url = fake
+    repo: FakeRepo = state.repos[REPO.lower()]
+    config = 'targets = ["emulator", "device", "browserstack"]\n'
+    sha = add_commit(repo, "c" * 40, SPECS, config=config, branch="three")
+    configured = dataclasses.replace(
+        github_settings(settings, api_url=api_url, private_key=app_key[0]),
+        github_write_spacing_s=0.2,
+    )
+    state.slow(0.1, times=100, path="/check-runs")  # widen every write's window
+    push = copy.deepcopy(payload("push/with-new-branch"))
+    push.update(after=sha, ref="refs/heads/three")
+    suite = copy.deepcopy(payload("check_suite/requested"))
+    suite["check_suite"].update(head_sha=sha, head_branch="three")
+    suite["check_suite"]["app"]["id"] = APP_ID
+    suite["repository"] = repo_payload()
+    suite["installation"] = {"id": 1}
+    async with (
+        serve_in_loop(create_app(configured)) as one,
+        serve_in_loop(create_app(configured)) as two,
+    ):
+        await GitHubRig(state, one, pool).deliver("push", push, delivery_id="to-one")
+        await GitHubRig(state, two, pool).deliver("check_suite", suite, delivery_id="to-two")
+        rig = GitHubRig(state, one, pool)
+        outcomes = {await rig.processed("to-one"), await rig.processed("to-two")}
+        assert sum(o.startswith("run ") for o in outcomes) == 1, outcomes  # one run, not two
+        await check_runs(rig, sha, count=3, status="queued")
+    assert len(state.check_runs_on(sha)) == 3
+    assert state.max_writes_in_flight == 1
+    gaps = [b - a for a, b in zip(state.write_times, state.write_times[1:], strict=False)]
+    assert min(gaps) >= 0.2, gaps
