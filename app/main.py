@@ -143,37 +143,25 @@ async def running_services(
                 ),
             ]
             try:
-<<<<<<< HEAD
-                yield Services(
-                    settings=settings,
-                    pool=pool,
-                    tokens=TokenVerifier(
-                        pool,
-                        limit=FailureLimit(
-                            max_failures=settings.auth_failures_max,
-                            window_s=settings.auth_failures_window_s,
-                        ),
-                    ),
-                    wakeups=wakeups,
-                    metrics=metrics,
-                    storage=LocalBlobStorage(settings.data_dir / "builds"),
-                    source_access=source_access or NoSourceAccess(),
-                )
-=======
                 async with running_github(settings, pool, details_url=github_details_url) as github:
                     if source_access is None and github is not None:
                         source_access = GitHubSourceAccess(github)
                     yield Services(
                         settings=settings,
                         pool=pool,
-                        tokens=TokenVerifier(pool),
+                        tokens=TokenVerifier(
+                            pool,
+                            limit=FailureLimit(
+                                max_failures=settings.auth_failures_max,
+                                window_s=settings.auth_failures_window_s,
+                            ),
+                        ),
                         wakeups=wakeups,
                         metrics=metrics,
                         storage=storage,
                         source_access=source_access or NoSourceAccess(),
                         github=github,
                     )
->>>>>>> main
             finally:
                 for task in background:
                     task.cancel()
