@@ -26,6 +26,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.standins.github import generate_app_key
 from tests.support.servers import ServerProcess, child_env, free_port
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(240)]
@@ -41,12 +42,21 @@ CHECKS = [
 
 @pytest.fixture
 def server(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    key = tmp_path / "app.pem"
+    key.write_bytes(generate_app_key()[0])
     env = child_env(
         {
             "QGJOB_DATABASE_URL": database_url,
             "QGJOB_DATA_DIR": str(tmp_path / "data"),
             "QGJOB_CLAIM_TIMEOUT_S": "0.2",  # generated claims must not each wait 30 s
             "QGJOB_AUTH_FAILURES_MAX": "100000",
+            # The GitHub App configured, so that its webhook route checks signatures instead
+            # of answering 503; no delivery the fuzzer makes up is signed, so GitHub itself
+            # (here an address nothing listens on) is never called.
+            "QGJOB_GITHUB_APP_ID": "1",
+            "QGJOB_GITHUB_PRIVATE_KEY_PATH": str(key),
+            "QGJOB_GITHUB_WEBHOOK_SECRET": "fuzz-secret",
+            "QGJOB_GITHUB_API_URL": f"http://127.0.0.1:{free_port()}",
         }
     )
     proc = ServerProcess(env=env, port=free_port(), log_path=tmp_path / "server.log")
