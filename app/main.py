@@ -35,6 +35,7 @@ from app.errors import EXCEPTION_HANDLERS
 from app.github.service import DetailsUrl, running_github
 from app.github.tokens import GitHubSourceAccess
 from app.local_token import ensure_local_token
+from app.metering import MeteredTransport
 from app.metrics import Metrics
 from app.migrations import migrate
 from app.observability import ObservabilityMiddleware
@@ -143,7 +144,12 @@ async def running_services(
                 ),
             ]
             try:
-                async with running_github(settings, pool, details_url=github_details_url) as github:
+                async with running_github(
+                    settings,
+                    pool,
+                    details_url=github_details_url,
+                    transport=MeteredTransport(metrics),
+                ) as github:
                     if source_access is None and github is not None:
                         source_access = GitHubSourceAccess(github)
                     yield Services(

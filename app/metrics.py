@@ -15,9 +15,9 @@ Two kinds of series:
   when `/metrics` is scraped: only live jobs are counted, through partial indexes, never a
   scan of the job history. Every replica reports the same values; aggregate with `max()`.
 
-The GitHub App side increments `github_api_calls`, `github_api_errors` and
-`webhook_deliveries`; their label values are listed on each attribute so that series stay
-few (templated routes, never raw URLs or ids).
+`github_api_calls` and `github_api_errors` are counted at the GitHub client's transport
+(`app.metering`), `webhook_deliveries` by `POST /github/webhooks`; their label values are
+listed on each attribute so that series stay few (templated routes, never raw URLs or ids).
 """
 
 from __future__ import annotations
@@ -39,14 +39,17 @@ _HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 LIVE_STATUSES = ("PENDING", "ASSIGNED", "RUNNING")
 WORKER_STATUSES = ("idle", "busy", "draining", "offline")
 
-# One round trip; every branch reads only live rows (partial indexes on jobs and groups).
+# One round trip; every branch reads only live rows, each through a partial index whose
+# predicate it repeats exactly (jobs_pending, jobs_group_live, groups_*_live): a single
+# `status IN (all three)` would match neither index and scan the whole job history. PENDING
+# is the sum of the queue rows.
 _SNAPSHOT = """
 SELECT 'queue' AS kind, org_id, target::text AS target, NULL::text AS status,
        count(*) AS n, extract(epoch FROM now() - min(created_at))::float8 AS age_s
 FROM jobs WHERE status = 'PENDING' GROUP BY org_id, target
 UNION ALL
 SELECT 'jobs', NULL, NULL, status::text, count(*), NULL
-FROM jobs WHERE status IN ('PENDING', 'ASSIGNED', 'RUNNING') GROUP BY status
+FROM jobs WHERE status IN ('ASSIGNED', 'RUNNING') GROUP BY status
 UNION ALL
 SELECT 'workers', NULL, NULL, status::text, count(*), NULL FROM workers GROUP BY status
 UNION ALL
@@ -54,10 +57,11 @@ SELECT 'groups', NULL, NULL, NULL, count(*), NULL FROM groups WHERE status = 'LE
 """
 
 # How long each claimed job had been claimable: since it was queued, or since its retry
-# backoff ended. Read after the claim commits, by the group's index.
+# backoff ended. Read after the claim commits, through the index of live jobs by group
+# (whose predicate the query repeats).
 _CLAIM_WAITS = """
 SELECT extract(epoch FROM now() - greatest(created_at, not_before))::float8
-FROM jobs WHERE group_id = $1
+FROM jobs WHERE group_id = $1 AND status IN ('ASSIGNED', 'RUNNING')
 """
 
 
@@ -188,6 +192,7 @@ class Metrics:
             if kind == "queue":
                 labels = {"org_id": row["org_id"], "target": row["target"]}
                 self.queue_depth.labels(**labels).set(row["n"])
+                jobs["PENDING"] += row["n"]
                 self.oldest_pending.labels(**labels).set(max(0.0, row["age_s"] or 0.0))
             elif kind == "jobs":
                 jobs[row["status"]] = row["n"]

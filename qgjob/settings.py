@@ -102,6 +102,12 @@ class Settings:
     github_progress_interval_s: float = 5.0  # between two progress updates of a check run
     github_poll_interval_s: float = 1.0  # inbox, tracker and outbox loops when not woken
     github_timeout_s: float = 10.0
+    # Executors (issue 4): the programs the adb executor drives, BrowserStack's API, and
+    # where host-wide locks (devices, the one AppWright run, BrowserStack slots) live.
+    npx: str = "npx"
+    adb: str = "adb"
+    browserstack_api_url: str = "https://api-cloud.browserstack.com"
+    lock_dir: Path | None = None  # None: <tmp>/qgjob-locks-<uid>
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -281,4 +287,8 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "github_progress_interval_s": _number(float, "a number of seconds", 0),
     "github_poll_interval_s": _number(float, "a number of seconds", 0.01),
     "github_timeout_s": _number(float, "a number of seconds", 0.1),
+    "npx": _parse_str,
+    "adb": _parse_str,
+    "browserstack_api_url": _parse_server_url,
+    "lock_dir": _parse_path,
 }

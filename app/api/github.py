@@ -39,14 +39,18 @@ async def receive_webhook(request: Request) -> Response:
             "the GitHub App is not configured on this server; set QGJOB_GITHUB_APP_ID, "
             "QGJOB_GITHUB_PRIVATE_KEY_PATH and QGJOB_GITHUB_WEBHOOK_SECRET",
         )
+    deliveries = services.metrics.webhook_deliveries
     body = await read_body(request, limit=MAX_WEBHOOK_BYTES)
     try:
         verify_signature(body, request.headers.get(SIGNATURE_HEADER), secret=github.webhook_secret)
     except InvalidSignature as exc:
+        # The event header is not trusted before the signature: no label from it.
+        deliveries.labels(event="unverified", outcome="bad_signature").inc()
         raise Unauthorized(str(exc), field=SIGNATURE_HEADER, code="invalid_signature") from exc
     try:
         event = parse_delivery(request.headers, body)
     except MalformedDelivery as exc:
+        deliveries.labels(event="unverified", outcome="error").inc()
         raise BadRequest(str(exc), code="malformed_delivery") from exc
     handled = github.router.handles(event)
     fresh = await record_delivery(
@@ -61,5 +65,7 @@ async def receive_webhook(request: Request) -> Response:
     if fresh and handled:
         github.inbox_wakeups.wake()
     status = "duplicate" if not fresh else "queued" if handled else "ignored"
+    outcome = "accepted" if status == "queued" else status
+    deliveries.labels(event=event.name, outcome=outcome).inc()
     ack = WebhookAck(delivery_id=event.delivery_id, status=status)
     return JSONResponse(ack.model_dump(), status_code=202)

@@ -125,7 +125,7 @@ async def post_events(request: Request) -> Response:
             cancelled = await cancelled_in_group(conn, group_id)
             if await finish_group_if_done(conn, group_id):
                 logger.info("group finished group_id=%s", group_id)
-    _count_results(services, finished, result)
+    _count_results(services, finished, result, group_id=group_id)
     return JSONResponse(
         {
             "applied": result.applied,
@@ -135,16 +135,26 @@ async def post_events(request: Request) -> Response:
     )
 
 
-def _count_results(services: Services, finished: list[ev.Finished], result: ev.Applied) -> None:
-    """One result per job whose report was recorded: a job reported n times in the batch
-    and ignored k times was recorded once if n > k (its first report is the one kept)."""
+def _count_results(
+    services: Services, finished: list[ev.Finished], result: ev.Applied, *, group_id: uuid.UUID
+) -> None:
+    """Count and log one result per job whose report was recorded: a job reported n times in
+    the batch and ignored k times was recorded once if n > k (its first report is kept)."""
     reports: dict[str, list[ev.Finished]] = {}
     for event in finished:
         reports.setdefault(str(event.job_id), []).append(event)
     ignored = Counter(item["job_id"] for item in result.ignored)
     for job_id, events in reports.items():
         if len(events) > ignored[job_id]:
-            services.metrics.results.labels(outcome=events[0].outcome.value).inc()
+            outcome = events[0].outcome.value
+            services.metrics.results.labels(outcome=outcome).inc()
+            logger.info(
+                "job result job_id=%s group_id=%s outcome=%s duration_ms=%d",
+                job_id,
+                group_id,
+                outcome,
+                events[0].duration_ms,
+            )
     if result.retried:
         services.metrics.retries.labels(reason="infrastructure_error").inc(result.retried)
 

@@ -34,26 +34,49 @@ MAX_ATTEMPTS = 8
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
-async def process_forever(app: GitHubApp) -> None:
-    router = app.router
-    while True:
-        woken = app.inbox_wakeups.current()
-        try:
-            async with app.pool.acquire() as conn:
-                deliveries = await claim_deliveries(conn, limit=1, lease_s=LEASE_S)
-            for delivery in deliveries:
+async def process_forever(app: GitHubApp, *, slots: int) -> None:
+    """Keep up to `slots` deliveries in work: one claim query per wake-up (not one per slot),
+    each delivery in its own task, a finished one waking the loop to claim the next."""
+    working: set[asyncio.Task[None]] = set()
+
+    def finished(task: asyncio.Task[None]) -> None:
+        working.discard(task)
+        app.inbox_wakeups.wake()
+
+    try:
+        while True:
+            woken = app.inbox_wakeups.current()
+            claimed = []
+            if len(working) < slots:
                 try:
-                    await process(app, router, delivery)
-                except asyncio.CancelledError:
-                    # Shutting down: hand the delivery back now rather than when its lease lapses.
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(release_delivery(app.pool, delivery.delivery_id))
-                    raise
-        except _DB_ERRORS as exc:
-            logger.warning("inbox could not run: %s", exc)
-            deliveries = []
-        if not deliveries:
-            await app.inbox_wakeups.wait(woken, app.settings.github_poll_interval_s)
+                    async with app.pool.acquire() as conn:
+                        claimed = await claim_deliveries(
+                            conn, limit=slots - len(working), lease_s=LEASE_S
+                        )
+                except _DB_ERRORS as exc:
+                    logger.warning("inbox could not run: %s", exc)
+            for delivery in claimed:
+                task = asyncio.create_task(_guarded(app, delivery))
+                working.add(task)
+                task.add_done_callback(finished)
+            if not claimed:
+                await app.inbox_wakeups.wait(woken, app.settings.github_poll_interval_s)
+    finally:
+        for task in working:
+            task.cancel()
+        await asyncio.gather(*working, return_exceptions=True)
+
+
+async def _guarded(app: GitHubApp, delivery: Delivery) -> None:
+    try:
+        await process(app, app.router, delivery)
+    except asyncio.CancelledError:
+        # Shutting down: hand the delivery back now rather than when its lease lapses.
+        with contextlib.suppress(Exception):
+            await asyncio.shield(release_delivery(app.pool, delivery.delivery_id))
+        raise
+    except _DB_ERRORS as exc:
+        logger.warning("delivery not recorded delivery_id=%s: %s", delivery.delivery_id, exc)
 
 
 async def process(app: GitHubApp, router: Router, delivery: Delivery) -> None:

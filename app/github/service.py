@@ -111,10 +111,7 @@ async def running_github(
     )
     app.router = build_router(app)
     tasks = [asyncio.create_task(track_forever(app), name="github-tracker")]
-    tasks += [
-        asyncio.create_task(process_forever(app), name=f"github-inbox-{n}")
-        for n in range(INBOX_SLOTS)
-    ]
+    tasks.append(asyncio.create_task(process_forever(app, slots=INBOX_SLOTS), name="github-inbox"))
     tasks += [
         asyncio.create_task(send_forever(app), name=f"github-outbox-{n}")
         for n in range(OUTBOX_SLOTS)

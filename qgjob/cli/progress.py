@@ -7,7 +7,8 @@ happened and that the wait is alive.
 
 The exit codes: 0 when every job passed (flaky and skipped count as passed), 1 when any
 failed or was cancelled, 3 when the run did not end within `--timeout` (its unfinished jobs
-are cancelled then, so that devices are not kept busy for a build nobody waits for).
+are cancelled then, so that devices are not kept busy for a build nobody waits for; Ctrl-C
+does the same, see `qgjob.cli.submitting`).
 """
 
 from __future__ import annotations

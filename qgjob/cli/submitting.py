@@ -3,25 +3,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from uuid import UUID
 
 from rich.console import Console
 
 from qgjob.cli.context import call_api
 from qgjob.cli.inputs import BadInput, parse_choice
-from qgjob.cli.output import as_json, failure, info, print_json, success
+from qgjob.cli.output import as_json, failure, info, print_error, print_json, success
 from qgjob.cli.progress import Waited, wait_for_run
 from qgjob.cli.reports import append_text, save_text
 from qgjob.cli.summary import render_summary
 from qgjob.client import QgjobClient
+from qgjob.errors import QgjobError
 from qgjob.models import Run
 from qgjob.settings import Settings
 from qgjob.types import JobStatus, Outcome, Target
 
 MAX_ECHOED_TESTS = 20  # the submit banner lists this many tests, then a count
+CANCEL_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -70,14 +74,18 @@ def submit_and_wait(
         if not options.json_output:
             success(out, f"Run submitted: {run.run_id} ({len(run.all_jobs)} jobs)")
             info(out, "Waiting for it to finish...")
-        waited = await wait_for_run(
-            client,
-            run.run_id,
-            console=out,
-            timeout_s=options.timeout_s,
-            interval_s=options.interval_s,
-            show=not options.json_output,
-        )
+        try:
+            waited = await wait_for_run(
+                client,
+                run.run_id,
+                console=out,
+                timeout_s=options.timeout_s,
+                interval_s=options.interval_s,
+                show=not options.json_output,
+            )
+        except asyncio.CancelledError:  # Ctrl-C, or CI cancelling the job (SIGINT)
+            await cancel_on_interrupt(client, run.run_id, out)
+            raise
         junit = None if options.junit is None else await client.get_run_junit(run.run_id)
         return waited, junit
 
@@ -97,6 +105,16 @@ def submit_and_wait(
     else:
         report_end(out, waited)
     return waited.exit_code
+
+
+async def cancel_on_interrupt(client: QgjobClient, run_id: UUID, out: Console) -> None:
+    """Nobody will read the results: free the devices by cancelling the unfinished jobs."""
+    try:
+        await asyncio.wait_for(client.cancel_run(run_id), CANCEL_TIMEOUT_S)
+    except (QgjobError, TimeoutError) as exc:
+        print_error(f"interrupted; could not cancel run {run_id}: {exc}")
+        return
+    failure(out, f"Interrupted: run {run_id} cancelled")
 
 
 def report_end(out: Console, waited: Waited) -> None:

@@ -444,3 +444,54 @@ async def test_two_replicas_write_serially_and_spaced_per_installation(
     assert state.max_writes_in_flight == 1
     gaps = [b - a for a, b in zip(state.write_times, state.write_times[1:], strict=False)]
     assert min(gaps) >= 0.2, gaps
+
+
+async def test_past_50_failures_the_annotations_follow_in_further_updates(
+    rig: GitHubRig, settings: Settings
+) -> None:
+    repo: FakeRepo = rig.state.repos[REPO.lower()]
+    many = {f"tests/many/s{n:02d}.spec.ts": "test()\n" for n in range(60)}
+    sha = add_commit(repo, "d" * 40, many, config=CONFIG, branch="many")
+    push = copy.deepcopy(payload("push/with-new-branch"))
+    push.update(after=sha, ref="refs/heads/many")
+    await rig.deliver("push", push, delivery_id="many")
+    await rig.processed("many")
+    await check_runs(rig, sha, count=1, status="queued")
+    await ScriptedWorker(
+        rig.service_url, await worker_token(rig, settings),
+        outcomes=dict.fromkeys(many, Outcome.FAILED),
+    ).run_until_idle()  # fmt: skip
+    (done,) = await check_runs(rig, sha, count=1, status="completed")
+    await eventually(
+        lambda: rig.pool.fetchval("SELECT count(*) = 0 FROM github_outbox"),
+        what="the outbox to drain",
+    )
+    assert sorted(a["path"] for a in done.annotations) == sorted(many)
+    sizes = [len((b.get("output") or {}).get("annotations") or []) for b in done.bodies]
+    assert [n for n in sizes if n] == [50, 10]
+    assert done.conclusion == "failure"
+
+
+async def test_a_delivery_acknowledged_before_a_restart_is_processed_after_it(
+    settings: Settings, fake: tuple[FakeGitHub, str], app_key: tuple[bytes, bytes], pool: Any
+) -> None:
+    state, api_url = fake
+    configured = github_settings(settings, api_url=api_url, private_key=app_key[0])
+    state.fail(1000, status=503, method="GET", path="/contents/")  # GitHub down for reads
+    async with serve_in_loop(create_app(configured)) as url:
+        answer = await GitHubRig(state, url, pool).deliver(
+            "push", payload("push/with-new-branch"), delivery_id="kept"
+        )
+        assert answer.status_code == 202
+        await eventually(
+            lambda: pool.fetchval(
+                "SELECT attempts > 0 FROM webhook_deliveries WHERE delivery_id = 'kept'"
+            ),
+            what="a first, failed try",
+        )
+    assert await pool.fetchval("SELECT count(*) FROM runs") == 0
+    state.faults.clear()
+    async with serve_in_loop(create_app(configured)) as url:
+        rig = GitHubRig(state, url, pool)
+        assert (await rig.processed("kept")).startswith("run ")
+        await check_runs(rig, PUSH_SHA, count=1, status="queued")

@@ -53,6 +53,17 @@ async def test_sigterm_answers_held_long_polls_then_exits_0_with_json_logs(
         )
         assert registered.status_code == 201, registered.text
         worker_id = registered.json()["worker_id"]
+        submitted = await client.post(
+            "/v1/jobs", json={"org_id": "acme", "app_version_id": "v1", "test_path": "a.spec.ts"}
+        )
+        job_id = submitted.json()["job_id"]
+        group = (await client.post(f"/v1/workers/{worker_id}/claim", json={"wait_s": 5})).json()
+        result = {"type": "job_finished", "job_id": job_id, "outcome": "passed", "duration_ms": 9}
+        reported = await client.post(
+            f"/v1/groups/{group['group_id']}/events",
+            json={"lease_token": group["lease_token"], "events": [result]},
+        )
+        assert reported.status_code == 200, reported.text
         metrics = await client.get("/metrics")
         assert metrics.status_code == 200
         assert 'qgjob_workers{status="idle"} 1.0' in metrics.text
@@ -71,6 +82,9 @@ async def test_sigterm_answers_held_long_polls_then_exits_0_with_json_logs(
     registered_line = next(e for e in lines if e["message"].startswith("worker registered"))
     assert registered_line["request_id"] == "register-1"
     assert registered_line["worker_id"] == worker_id
+    result_line = next(e for e in lines if e["message"].startswith("job result"))
+    assert (result_line["job_id"], result_line["outcome"]) == (job_id, "passed")
+    assert result_line["group_id"] == group["group_id"] and result_line["request_id"]
     messages = [e["message"] for e in lines]
     assert "shutting down signal=SIGTERM" in messages
     assert "stopped: background loops ended, database pool closed" in messages

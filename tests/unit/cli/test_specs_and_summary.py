@@ -3,15 +3,18 @@ progress line of `submit --wait` (qgjob.cli.progress): pure functions and a temp
 
 from __future__ import annotations
 
+import io
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from qgjob.cli.inputs import BadInput
-from qgjob.cli.progress import Waited, clock, progress_line
+from qgjob.cli.progress import PlainProgress, Waited, clock, live_view, progress_line
 from qgjob.cli.submitting import parse_targets
 from qgjob.cli.summary import render_discovery, render_summary
 from qgjob.models import Run
@@ -187,3 +190,25 @@ def test_targets_and_test_lists() -> None:
         parse_targets(["phone"])
     with pytest.raises(BadInput, match="at least one"):
         parse_targets([" , "])
+
+
+def test_plain_progress_prints_a_line_only_when_something_changed() -> None:
+    out = Console(file=io.StringIO(), width=200, force_terminal=False)
+    progress = PlainProgress(out, started=time.monotonic())
+    waiting = run_of(job("a", "PENDING", None), status="PENDING")
+    done = run_of(job("a", "COMPLETED", "passed"))
+    for run in (waiting, waiting, waiting, done, done):
+        progress.update(run)
+    lines = out.file.getvalue().splitlines()  # type: ignore[attr-defined]
+    assert len(lines) == 2
+    assert lines[0].endswith("0/1 done · 0 failed · 0 running · 1 pending")
+    assert lines[1].endswith("1/1 done · 0 failed · 0 running · 0 pending")
+
+
+def test_the_terminal_view_shows_the_run_and_each_group() -> None:
+    out = Console(record=True, width=120, force_terminal=True)
+    run = run_of(job("a", "COMPLETED", "passed"), job("b", "RUNNING", None), status="RUNNING")
+    out.print(live_view(run, elapsed_s=5))
+    text = out.export_text()
+    assert "[00:05] 1 group (0 running) · 1/2 done · 0 failed · 1 running · 0 pending" in text
+    assert "emulator · v1 · lab-1: 1/2 done, 0 failed" in text
