@@ -41,9 +41,14 @@ class Alpha:
     worker_id: str
     group_id: str
     lease_token: int
+    sha256: str  # of alpha's build, uploaded to BrowserStack by alpha's worker
+    bs_lease_id: str  # alpha's BrowserStack upload lease, still held
 
     def ids(self) -> set[str]:
-        return {self.run_id, self.job_id, self.worker_id, self.group_id}
+        return {self.run_id, self.job_id, self.worker_id, self.group_id, self.bs_lease_id}
+
+
+BS_ACCOUNT = "alpha-account"
 
 
 Case = Callable[[httpx.AsyncClient, str, Alpha], Awaitable[httpx.Response]]
@@ -51,7 +56,11 @@ Case = Callable[[httpx.AsyncClient, str, Alpha], Awaitable[httpx.Response]]
 
 def _path(template: str, alpha: Alpha) -> str:
     return template.format(
-        job_id=alpha.job_id, run_id=alpha.run_id, worker_id=alpha.worker_id, group_id=alpha.group_id
+        job_id=alpha.job_id,
+        run_id=alpha.run_id,
+        worker_id=alpha.worker_id,
+        group_id=alpha.group_id,
+        sha256=alpha.sha256,
     )
 
 
@@ -120,6 +129,25 @@ async def _read_alpha_build(client: httpx.AsyncClient, path: str, alpha: Alpha) 
     return await client.get(path.format(app_version_id="v1"), params={"org_id": A})
 
 
+_BS = {"org_id": A, "account": BS_ACCOUNT}
+
+
+async def _bs_get(client: httpx.AsyncClient, path: str, alpha: Alpha) -> httpx.Response:
+    return await client.get(_path(path, alpha), params=_BS)
+
+
+async def _bs_lease(client: httpx.AsyncClient, path: str, alpha: Alpha) -> httpx.Response:
+    return await client.post(_path(path, alpha), json={**_BS, "replaces": "bs://alpha-secret"})
+
+
+async def _bs_store(client: httpx.AsyncClient, path: str, alpha: Alpha) -> httpx.Response:
+    return await client.put(_path(path, alpha), json={**_BS, "app_url": "bs://planted"})
+
+
+async def _bs_give_up(client: httpx.AsyncClient, path: str, alpha: Alpha) -> httpx.Response:
+    return await client.delete(_path(path, alpha), params={**_BS, "lease_id": alpha.bs_lease_id})
+
+
 CASES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/jobs"): _submit_job,
     ("GET", "/v1/jobs"): _list_alpha_jobs,
@@ -143,6 +171,10 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/v1/builds/{app_version_id}/download"): _read_alpha_build,
     ("GET", "/v1/runs/{run_id}/junit"): _get,
     ("GET", "/metrics"): _get,  # fleet-wide only: an org's token gets 403
+    ("GET", "/v1/builds/by-sha256/{sha256}/browserstack"): _bs_get,
+    ("POST", "/v1/builds/by-sha256/{sha256}/browserstack/lease"): _bs_lease,
+    ("PUT", "/v1/builds/by-sha256/{sha256}/browserstack"): _bs_store,
+    ("DELETE", "/v1/builds/by-sha256/{sha256}/browserstack/lease"): _bs_give_up,
     # The seed's paths.
     ("POST", "/submit-job"): _submit_job,
     ("GET", "/status/{job_id}"): _get,
@@ -192,12 +224,33 @@ async def _alpha(api: Api) -> Alpha:
             json={"lease_token": group["lease_token"], "events": [event]},
         )
         assert answer.status_code == 200, answer.text
+        sha256 = uploaded.json()["sha256"]
+        bs = f"/v1/builds/by-sha256/{sha256}/browserstack"
+        first = await worker.post(bs + "/lease", json={"org_id": A, "account": BS_ACCOUNT})
+        stored = await worker.put(
+            bs,
+            json={
+                "org_id": A,
+                "account": BS_ACCOUNT,
+                "app_url": "bs://alpha-secret-app",
+                "lease_id": first.json()["lease_id"],
+            },
+        )
+        assert stored.status_code == 200, stored.text
+        # A second upload lease, taken as if the stored url had expired; alpha still holds it.
+        again = await worker.post(
+            bs + "/lease",
+            json={"org_id": A, "account": BS_ACCOUNT, "replaces": "bs://alpha-secret-app"},
+        )
+        assert again.json()["state"] == "granted", again.text
     return Alpha(
         run_id=run["run_id"],
         job_id=done,
         worker_id=worker_id,
         group_id=group["group_id"],
         lease_token=group["lease_token"],
+        sha256=sha256,
+        bs_lease_id=again.json()["lease_id"],
     )
 
 
@@ -211,6 +264,7 @@ async def _alpha_rows(pool: asyncpg.Pool) -> list[str]:
         ("workers", "worker_id"),
         ("api_tokens", "token_id"),
         ("builds", "app_version_id"),
+        ("browserstack_apps", "sha256"),
     ):
         rows = await pool.fetch(f"SELECT * FROM {table} WHERE org_id = $1 ORDER BY {order}", A)
         parts += [table + " " + json.dumps(dict(r), default=str, sort_keys=True) for r in rows]
@@ -257,7 +311,7 @@ def _judge(answer: httpx.Response, who: str, method: str, path: str, alpha: Alph
     shown = answer.text
     leaked = [i for i in alpha.ids() if i in shown and i not in asked]
     problems = []
-    if leaked or "alpha's secret" in shown or "alpha.apk" in shown:
+    if leaked or any(secret in shown for secret in ("alpha's secret", "alpha.apk", "bs://alpha")):
         problems.append(f"{who} saw alpha's {leaked or 'log'}: {shown[:200]}")
     if answer.status_code < 400 and (method, path) not in OWN_BUSINESS:
         problems.append(f"{who} got {answer.status_code}: {shown[:200]}")
