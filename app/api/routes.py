@@ -23,6 +23,7 @@ from app.api import (
     workers,
 )
 from app.api import metrics as metrics_api
+from app.api.reruns import rerun_failed
 from app.api.schemas import (
     Build,
     ClaimBody,
@@ -181,6 +182,17 @@ _V1: tuple[Endpoint, ...] = (
         response=Run,
         params=(_RUN_ID,),
         errors=(401, 403, 404, 422),
+    ),
+    Endpoint(
+        "POST",
+        "/v1/runs/{run_id}/rerun-failed",
+        rerun_failed,
+        "Start a new run of the run's failed specs",
+        "runs",
+        response=Run,
+        status=201,
+        params=(_RUN_ID,),
+        errors=(401, 403, 404, 409, 422),
     ),
     Endpoint(
         "GET",
