@@ -156,6 +156,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/runs"): _submit_run,
     ("GET", "/v1/runs/{run_id}"): _get,
     ("POST", "/v1/runs/{run_id}/cancel"): _post_empty,
+    ("POST", "/v1/runs/{run_id}/rerun-failed"): _post_empty,
     ("GET", "/v1/stats"): _get,
     ("POST", "/v1/tokens"): _token_for_alpha,
     ("GET", "/v1/jobs/{job_id}/log"): _get,
