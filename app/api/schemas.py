@@ -155,6 +155,8 @@ class Job(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # What the last attempt left behind, name → url (e.g. BrowserStack's video_url).
+    artifacts: dict[str, str] = Field(default_factory=dict)
 
 
 class JobPage(BaseModel):
