@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import uuid
 
 from starlette.requests import Request
@@ -93,7 +94,8 @@ async def claim(request: Request) -> Response:
         policy=services.policy,
         ready_builds=body.ready_builds or None,
     )
-    wait_s = settings.claim_timeout_s if body.wait_s is None else body.wait_s
+    # QGJOB_CLAIM_TIMEOUT_S bounds every long-poll, whatever a worker asks for.
+    wait_s = min(body.wait_s if body.wait_s is not None else math.inf, settings.claim_timeout_s)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     while True:
