@@ -88,6 +88,7 @@ class ClaimRequest:
     lease_ttl_s: float
     policy: Policy = field(default_factory=Policy)
     ready_builds: Sequence[str] | None = None  # None: as last reported
+    max_jobs: int | None = None  # fewer jobs per lease than the policy's limit
 
 
 class UnknownWorker(LookupError):
@@ -163,7 +164,8 @@ def _asking(request: ClaimRequest, worker: asyncpg.Record, loaded: Loaded) -> Wo
 async def _take(
     conn: TxConn, request: ClaimRequest, decision: ClaimDecision, snapshot: QueueSnapshot
 ) -> Wire | None:
-    chosen = decision.job_ids[: request.policy.max_jobs_per_group]
+    most = request.policy.max_jobs_per_group
+    chosen = decision.job_ids[: min(request.max_jobs or most, most)]
     expected = {
         job.job_id: job.expected_s
         for pending in snapshot.pending
