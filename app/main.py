@@ -46,6 +46,7 @@ from app.services import Services
 from app.sources import NoSourceAccess, SourceAccess
 from app.storage import LocalBlobStorage
 from app.wakeups import Wakeups, listen_forever
+from app.web.routes import web_routes
 from qgjob import __version__
 from qgjob.logs import configure_logging
 from qgjob.settings import Settings
@@ -82,7 +83,7 @@ def create_app(
         ) as started:
             yield {"services": started}
 
-    routes = [*api_routes(), Route("/openapi.json", openapi_json, methods=["GET"])]
+    routes = [*api_routes(), Route("/openapi.json", openapi_json, methods=["GET"]), *web_routes()]
     return Starlette(
         routes=routes,
         exception_handlers=EXCEPTION_HANDLERS,

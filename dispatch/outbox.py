@@ -4,16 +4,18 @@ A result is put here the moment a job ends and a side task sends it after a shor
 (`LINGER_S`, as TCP's Nagle does): the events of jobs that end within it, and whatever
 piles up while a request is in flight, go in one request. Short jobs thus cost the service
 one request and one transaction per batch rather than per job, and a result is still
-reported within a few tens of milliseconds of its job's end. When the service cannot be
-reached the events stay queued and are sent again with backoff: the service records a
-result once and ignores a repeat, so resending is safe. When the lease is lost the queue
-is dropped: the service refuses (409) anything sent under a stale lease, and those jobs
-run again elsewhere.
+reported within a few tens of milliseconds of its job's end. Once the group's work is done
+(`flushed()`), what is left goes at once. When the service cannot be reached the events
+stay queued and are sent again with backoff: the service records a result once and
+ignores a repeat, so resending is safe. When the lease is lost the queue is dropped: the
+service refuses (409) anything sent under a stale lease, and those jobs run again
+elsewhere.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from dispatch.backoff import Backoff
@@ -45,6 +47,7 @@ class Outbox:
         self.linger_s = linger_s
         self._pending: list[GroupEvent] = []
         self._wake = asyncio.Event()
+        self._hurry = asyncio.Event()  # someone waits in flushed(): no more lingering
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -57,6 +60,7 @@ class Outbox:
 
     async def flushed(self) -> bool:
         """Wait until every event is acknowledged or the lease is lost; True if all went."""
+        self._hurry.set()
         lost = asyncio.ensure_future(self.lease.lost.wait())
         idle = asyncio.ensure_future(self._idle.wait())
         try:
@@ -70,8 +74,9 @@ class Outbox:
         """Send queued events until cancelled (cancel it only once `flushed()`)."""
         while True:
             await self._wake.wait()
-            if len(self._pending) < MAX_BATCH_EVENTS:
-                await asyncio.sleep(self.linger_s)
+            if len(self._pending) < MAX_BATCH_EVENTS and not self._hurry.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._hurry.wait(), self.linger_s)
             self._wake.clear()
             await self._send_pending()
             if self.lease.lost.is_set():

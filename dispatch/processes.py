@@ -13,7 +13,6 @@ import asyncio
 import logging
 import os
 import signal
-import subprocess
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -97,10 +96,6 @@ async def run_argv(
     """Run the program at `executable` with `argv` and stdout+stderr captured, until it
     ends, times out or `cancel` is set. Cancelling the calling task kills the tree at once
     (SIGKILL).
-
-    The child is started with `subprocess.Popen` (vfork + exec) and its exit is awaited on
-    a pidfd in the event loop, not in a waiter thread per child as asyncio's subprocesses
-    on Python 3.11 do: a job costs the worker a third of the CPU it did (bench/README.md).
     """
     if cancel is not None and cancel.is_set():
         return Completed(
@@ -110,13 +105,12 @@ async def run_argv(
     # open, and asyncio reports a process as exited only once its pipes are closed.
     with tempfile.TemporaryFile(prefix="qgjob-output-") as output:
         started = time.monotonic()
-        # Popen returns once the child has exec'd (vfork); it does not wait for the child.
-        proc = subprocess.Popen(  # noqa: ASYNC220
-            list(argv),
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
             executable=executable,
-            stdin=subprocess.DEVNULL,
+            stdin=asyncio.subprocess.DEVNULL,
             stdout=output,
-            stderr=subprocess.STDOUT,
+            stderr=asyncio.subprocess.STDOUT,
             env=dict(env),
             cwd=cwd,
             start_new_session=True,
@@ -128,7 +122,7 @@ async def run_argv(
                 logger.info("stopping process tree pgid=%d reason=%s", proc.pid, stopped)
             # Also after a normal exit: helpers it left running in its group must not linger.
             await kill_tree(proc.pid, grace_s=kill_grace_s)
-            exit_code = await exited(proc)
+            exit_code = await proc.wait()
         except BaseException:
             signal_group(proc.pid, signal.SIGKILL)
             raise
@@ -140,37 +134,11 @@ async def run_argv(
         )
 
 
-async def exited(proc: subprocess.Popen[bytes]) -> int:
-    """Wait for `proc` to exit and reap it; its exit code (-signal when a signal ended it)."""
-    if proc.poll() is not None:
-        return proc.returncode
-    try:
-        pidfd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):  # no pidfds here (not Linux >= 5.3): a waiter thread
-        return await asyncio.to_thread(proc.wait)
-    try:
-        loop = asyncio.get_running_loop()
-        readable: asyncio.Future[None] = loop.create_future()
-
-        def on_exit() -> None:
-            if not readable.done():
-                readable.set_result(None)
-
-        loop.add_reader(pidfd, on_exit)
-        try:
-            await readable
-        finally:
-            loop.remove_reader(pidfd)
-    finally:
-        os.close(pidfd)
-    return proc.wait()  # it has exited: this only reaps it
-
-
 async def _wait(
-    proc: subprocess.Popen[bytes], *, timeout_s: float | None, cancel: asyncio.Event | None
+    proc: asyncio.subprocess.Process, *, timeout_s: float | None, cancel: asyncio.Event | None
 ) -> Stop | None:
     """Wait for the leader to exit; the reason to stop it instead, if one comes first."""
-    ended = asyncio.ensure_future(exited(proc))
+    ended = asyncio.ensure_future(proc.wait())
     cancelled = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
     waiting = {ended} if cancelled is None else {ended, cancelled}
     try:

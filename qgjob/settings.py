@@ -98,6 +98,18 @@ class Settings:
     github_progress_interval_s: float = 5.0  # between two progress updates of a check run
     github_poll_interval_s: float = 1.0  # inbox, tracker and outbox loops when not woken
     github_timeout_s: float = 10.0
+    # Executors (issue 4): the programs the adb executor drives, BrowserStack's API, and
+    # where host-wide locks (devices, the one AppWright run, BrowserStack slots) live.
+    npx: str = "npx"
+    adb: str = "adb"
+    browserstack_api_url: str = "https://api-cloud.browserstack.com"
+    lock_dir: Path | None = None  # None: <tmp>/qgjob-locks-<uid>
+    # Web pages (app/web): signing key for sessions and read-only links (unset: one is
+    # generated and kept in the data dir), how long a sign-in and a read-only link last.
+    # Links start with `public_url` (above).
+    secret_key: Secret | None = None
+    web_session_ttl_s: float = 12 * 3600.0
+    web_link_ttl_s: float = 30 * 24 * 3600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -237,6 +249,12 @@ def _parse_log_format(name: str, raw: str) -> str:
     return value
 
 
+def _parse_secret_key(name: str, raw: str) -> Secret:
+    if len(raw) < 32:
+        raise SettingsError(f"{name} must be at least 32 characters (random), got {len(raw)}")
+    return Secret(raw)
+
+
 _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "database_url": _parse_database_url,
     "data_dir": _parse_path,
@@ -274,4 +292,11 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "github_progress_interval_s": _number(float, "a number of seconds", 0),
     "github_poll_interval_s": _number(float, "a number of seconds", 0.01),
     "github_timeout_s": _number(float, "a number of seconds", 0.1),
+    "npx": _parse_str,
+    "adb": _parse_str,
+    "browserstack_api_url": _parse_server_url,
+    "lock_dir": _parse_path,
+    "secret_key": _parse_secret_key,
+    "web_session_ttl_s": _number(float, "a number of seconds", 1),
+    "web_link_ttl_s": _number(float, "a number of seconds", 1),
 }

@@ -10,8 +10,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api import builds, github, groups, health, jobs, reports, submissions, tokens, workers
+from app.api import (
+    browserstack_apps,
+    builds,
+    github,
+    groups,
+    health,
+    jobs,
+    reports,
+    submissions,
+    tokens,
+    workers,
+)
 from app.api import metrics as metrics_api
+from app.api.reruns import rerun_failed
 from app.api.schemas import (
     Build,
     ClaimBody,
@@ -79,6 +91,9 @@ _GROUP_ID = Param("group_id", "path", "The group's id", schema_format="uuid")
 _LEASE_ERRORS = (400, 401, 403, 404, 409, 413, 422)
 _APP_VERSION_ID = Param("app_version_id", "path", "The app version")
 _BUILD_ORG = Param("org_id", "query", "The org (default: the token's; required for fleet tokens)")
+_SHA256 = Param("sha256", "path", "The build's SHA-256 (64 lower-case hex digits)")
+_BS_ORG = Param("org_id", "query", "The org the build belongs to")
+_BS_ACCOUNT = Param("account", "query", "The BrowserStack username the upload belongs to")
 
 _V1: tuple[Endpoint, ...] = (
     Endpoint(
@@ -166,6 +181,17 @@ _V1: tuple[Endpoint, ...] = (
         response=Run,
         params=(_RUN_ID,),
         errors=(401, 403, 404, 422),
+    ),
+    Endpoint(
+        "POST",
+        "/v1/runs/{run_id}/rerun-failed",
+        rerun_failed,
+        "Start a new run of the run's failed specs",
+        "runs",
+        response=Run,
+        status=201,
+        params=(_RUN_ID,),
+        errors=(401, 403, 404, 409, 422),
     ),
     Endpoint(
         "GET",
@@ -316,6 +342,53 @@ _V1: tuple[Endpoint, ...] = (
             Param("sha256", "query", "Only this content: 409 if the build was replaced"),
         ),
         errors=(401, 404, 409, 422),
+    ),
+    # BrowserStack uploads shared by workers (issue 4, executors): app/api/browserstack_apps.py
+    Endpoint(
+        "GET",
+        "/v1/builds/by-sha256/{sha256}/browserstack",
+        browserstack_apps.get_app,
+        "The bs:// url a build was uploaded to BrowserStack as",
+        "builds",
+        response=browserstack_apps.BrowserStackApp,
+        params=(_SHA256, _BS_ORG, _BS_ACCOUNT),
+        errors=(401, 403, 404, 422),
+    ),
+    Endpoint(
+        "POST",
+        "/v1/builds/by-sha256/{sha256}/browserstack/lease",
+        browserstack_apps.lease,
+        "Ask to upload a build to BrowserStack: its url, the upload lease, or wait",
+        "builds",
+        request=browserstack_apps.UploadLeaseRequest,
+        response=browserstack_apps.UploadLease,
+        params=(_SHA256,),
+        errors=(400, 401, 403, 404, 413, 422),
+    ),
+    Endpoint(
+        "PUT",
+        "/v1/builds/by-sha256/{sha256}/browserstack",
+        browserstack_apps.store_app,
+        "Record the bs:// url of a build's BrowserStack upload",
+        "builds",
+        request=browserstack_apps.StoredApp,
+        response=browserstack_apps.BrowserStackApp,
+        params=(_SHA256,),
+        errors=(400, 401, 403, 404, 413, 422),
+    ),
+    Endpoint(
+        "DELETE",
+        "/v1/builds/by-sha256/{sha256}/browserstack/lease",
+        browserstack_apps.give_up_lease,
+        "Give up an upload lease (the upload failed)",
+        "builds",
+        params=(
+            _SHA256,
+            _BS_ORG,
+            _BS_ACCOUNT,
+            Param("lease_id", "query", "The lease to give up", schema_format="uuid"),
+        ),
+        errors=(401, 403, 404, 422),
     ),
     Endpoint(
         "GET", "/healthz", health.healthz, "The process is up", "health", public=True, errors=()

@@ -12,11 +12,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 from uuid import UUID
 
 from qgjob.types import Outcome, Target
-from qgjob.worker_api import ClaimedGroup, ClaimedJob, JobSource
+from qgjob.worker_api import ClaimedBuild, ClaimedGroup, ClaimedJob, JobSource
+
+
+class BuildFetcher(Protocol):
+    """Where executors get a group's build: a local file, downloaded once per host and
+    verified against `build.sha256` (`dispatch.buildcache.BuildCache`). Raises a
+    `DispatchError` when the build cannot be had."""
+
+    async def fetch(self, build: ClaimedBuild) -> Path: ...
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ split on spaces and each placeholder is replaced by its raw value inside its wor
 gives the program exactly the arguments the shell would have given it after quoting.
 This saves a shell per job (a second exec when the program is not a shell builtin).
 Anything else (quotes, `$`, `;`, `|`, `>`, globs, `~`, an assignment first, a word that
-is only a shell builtin such as `exit` or `cd`) goes through `/bin/sh -c` as before.
+is only a shell builtin such as `exit` or `cd`) goes through `/bin/sh -c` as before, and
+so do programs the shell has built in (`true`, `echo`, …): that is one exec either way.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ _PLACEHOLDER = re.compile(r"(?<!\$)\{([a-z_]+)\}")
 # A template that the shell would only split into words: no quoting, expansion, redirection,
 # globbing, comments or control operators (checked once the placeholders are taken out).
 _PLAIN_WORDS = re.compile(r"[A-Za-z0-9_./:,+@%= -]+")
+# Programs that `/bin/sh` runs itself without an exec: through the shell they cost one exec
+# (of the shell, always in the page cache), the same count as running them directly.
+_SHELL_BUILTINS = frozenset({"true", "false", "echo", "printf", "test", "pwd", "kill"})
 # The environment the worker itself was given that a test command must not see.
 _WITHHELD_ENV = ("QGJOB_TOKEN",)
 _ERROR_TAIL_CHARS = 4000
@@ -209,8 +213,10 @@ class LocalExecutor:
     ) -> Completed:
         env = {**self._env, **env}
         argv = plain_argv(template, values)
-        program = None if argv is None else shutil.which(argv[0], path=env.get("PATH"))
-        if argv is None or program is None:  # shell syntax, or a builtin: the shell runs it
+        program = None
+        if argv is not None and argv[0] not in _SHELL_BUILTINS:
+            program = shutil.which(argv[0], path=env.get("PATH"))
+        if argv is None or program is None:  # shell syntax or a builtin: the shell runs it
             argv, program = [SHELL, "-c", fill(template, values)], SHELL
         try:
             return await run_argv(

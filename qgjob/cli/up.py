@@ -1,21 +1,32 @@
-"""`qgjob up`: the server plus one simulated worker per target, for trying qgjob out.
+"""`qgjob up`: the server plus one worker per target, for trying qgjob out.
 
-The workers are real `qgjob worker` processes with the `local` executor. What they run is
-simulated: the repo's stand-in for AppWright (`tests/standins/fake_npx.py`, which decides
-each spec's outcome from `// qgjob-fake:` comments in it) against the `examples/` project,
-and the "install" writes a placeholder build. Everything this command prints says so. On a
-host with adb or BrowserStack, run `qgjob server` and real `qgjob worker`s instead.
+The workers are real `qgjob worker` processes with the real executors (`--executor adb` for
+emulator and device, `--executor browserstack`), running the specs of `examples/`. What they
+drive depends on the host, and the banner says which:
+
+- SIMULATED (the default on a laptop): the repository's stand-ins. Fake adb
+  (`tests/standins/fake_adb.py`) with an emulator and a device in a state file under the
+  data dir, fake AppWright (`tests/standins/fake_npx.py`, which reads each spec's outcome
+  from its `// qgjob-fake:` comments) and the fake BrowserStack server, started here. Groups
+  without an uploaded build get a placeholder build (`--allow-missing-build`).
+- REAL: `adb` on PATH (or `QGJOB_ADB`) listing an emulator or a device drives that one, and
+  `BROWSERSTACK_USERNAME` / `BROWSERSTACK_ACCESS_KEY` drive BrowserStack, with `npx`
+  AppWright in examples/ (run `npm install` there first). Real workers need uploaded builds.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shlex
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -31,13 +42,23 @@ app = typer.Typer()
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
-FAKE_NPX = REPO / "tests" / "standins" / "fake_npx.py"
-PROJECTS = {
-    Target.EMULATOR: "android-emulator",
-    Target.DEVICE: "android-device",
-    # The simulated BrowserStack worker plays the specs locally, like the others.
-    Target.BROWSERSTACK: "android-emulator",
-}
+STANDINS = REPO / "tests" / "standins"
+FAKE_NPX = STANDINS / "fake_npx.py"
+FAKE_ADB = STANDINS / "fake_adb.py"
+SIMULATED_DEVICES = {Target.EMULATOR: "emulator-5554", Target.DEVICE: "R58M40SIMUL"}
+SIMULATED_BROWSERSTACK = ("qgjob-simulated", "simulated-access-key")
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerPlan:
+    """One worker `qgjob up` starts: its name, what it says it drives, its command line."""
+
+    name: str
+    target: Target
+    simulated: bool
+    drives: str
+    args: list[str]
+    env: dict[str, str]
 
 
 @app.command()
@@ -89,25 +110,29 @@ def _supervise(settings: Settings, *, with_workers: bool) -> int:
         if not _wait_ready(settings.server_url, server, timeout_s=120):
             typer.echo(f"Error: the server did not start; see {log_dir / 'server.log'}", err=True)
             return 1
-        names = []
+        plans: list[WorkerPlan] = []
         if with_workers:
             worker_env = {
                 **env,
                 "QGJOB_SERVER_URL": settings.server_url,
                 "QGJOB_TOKEN": settings.local_token_path.read_text().strip(),
+                "QGJOB_LOCK_DIR": str(settings.data_dir / "locks"),
             }
-            for target in Target:
-                name = f"simulated-{target.value}"
+            plans = _plan_workers(settings, os.environ)
+            if any(p.simulated and p.target is Target.BROWSERSTACK for p in plans):
+                cloud, cloud_url = _start_fake_browserstack(env, log_dir)
+                children.append(cloud)
+                plans = [_with_cloud(p, cloud_url) for p in plans]
+            for plan in plans:
                 children.append(
                     _spawn(
-                        _worker_command(target, name, settings),
-                        env=worker_env,
-                        log=log_dir / f"{name}.log",
+                        [sys.executable, "-m", "qgjob", "worker", "--name", plan.name, *plan.args],
+                        env={**worker_env, **plan.env},
+                        log=log_dir / f"{plan.name}.log",
                         cwd=EXAMPLES,
                     )
                 )
-                names.append(name)
-        _banner(settings, names, log_dir)
+        _banner(settings, plans, log_dir)
         while not stop:
             if server.poll() is not None:
                 typer.echo(f"Error: the server stopped; see {log_dir / 'server.log'}", err=True)
@@ -120,35 +145,124 @@ def _supervise(settings: Settings, *, with_workers: bool) -> int:
             _stop(child)
 
 
-def _worker_command(target: Target, name: str, settings: Settings) -> list[str]:
-    builds = settings.data_dir / "simulated-builds"
-    build = f"{builds}/{{app_version_id}}.apk"
-    install = (
-        f'{shlex.quote(sys.executable)} -c "import pathlib, sys; p = pathlib.Path(sys.argv[1]); '
-        f"p.parent.mkdir(parents=True, exist_ok=True); p.write_bytes(b'simulated build')\" "
-        f"{shlex.quote(build)}"
-    )
-    run = (
-        f"QGJOB_BUILD_PATH={shlex.quote(build)} {shlex.quote(sys.executable)} "
-        f'{shlex.quote(str(FAKE_NPX))} appwright test "$PWD"/{{test_path}} '
-        f"--project {PROJECTS[target]} --reporter=list,json --retries 1"
-    )
-    return [
-        sys.executable,
-        "-m",
-        "qgjob",
-        "worker",
-        "--target",
-        target.value,
-        "--name",
-        name,
-        "--executor",
-        "local",
-        "--prepare-command",
-        install,
-        "--command",
-        run,
+def _plan_workers(settings: Settings, env: Mapping[str, str]) -> list[WorkerPlan]:
+    """One worker per target: real where this host has the real thing, else simulated."""
+    common = ["--executor", "adb", "--workspace", str(EXAMPLES), "--heartbeat-interval", "2"]
+    plans = []
+    real = _real_devices(settings.adb)
+    state = settings.data_dir / "simulated-adb.json"
+    for target in (Target.EMULATOR, Target.DEVICE):
+        serial = real.get(target)
+        if serial is not None:
+            args = ["--target", target.value, "--device", serial, *common]
+            plans.append(
+                WorkerPlan(
+                    f"{target.value}-{serial}", target, False, f"{serial} via adb", [*args], {}
+                )
+            )
+            continue
+        _write_simulated_adb(state)
+        simulated = SIMULATED_DEVICES[target]
+        args = ["--target", target.value, "--device", simulated, *common, "--allow-missing-build"]
+        fakes = {
+            "QGJOB_ADB": f"{shlex.quote(sys.executable)} {shlex.quote(str(FAKE_ADB))}",
+            "QGJOB_NPX": f"{shlex.quote(sys.executable)} {shlex.quote(str(FAKE_NPX))}",
+            "QGJOB_FAKE_ADB_STATE": str(state),
+        }
+        drives = f"{simulated} (fake adb + fake AppWright)"
+        plans.append(WorkerPlan(f"simulated-{target.value}", target, True, drives, args, fakes))
+    args = ["--target", "browserstack", "--executor", "browserstack", "--capacity", "2"]
+    args += ["--workspace", str(EXAMPLES), "--heartbeat-interval", "2"]
+    if env.get("BROWSERSTACK_USERNAME") and env.get("BROWSERSTACK_ACCESS_KEY"):
+        drives = f"BrowserStack as {env['BROWSERSTACK_USERNAME']} ({settings.browserstack_api_url})"
+        plans.append(WorkerPlan("browserstack", Target.BROWSERSTACK, False, drives, args, {}))
+    else:
+        user, key = SIMULATED_BROWSERSTACK
+        fakes = {
+            "QGJOB_NPX": f"{shlex.quote(sys.executable)} {shlex.quote(str(FAKE_NPX))}",
+            "BROWSERSTACK_USERNAME": user,
+            "BROWSERSTACK_ACCESS_KEY": key,
+        }
+        drives = "the fake BrowserStack (fake AppWright sessions on a local server)"
+        plans.append(
+            WorkerPlan(
+                "simulated-browserstack",
+                Target.BROWSERSTACK,
+                True,
+                drives,
+                [*args, "--allow-missing-build"],
+                fakes,
+            )
+        )
+    return plans
+
+
+def _real_devices(adb: str) -> dict[Target, str]:
+    """The first usable emulator and device the real adb lists (none when adb is absent)."""
+    argv = shlex.split(adb)
+    if not argv or shutil.which(argv[0]) is None:
+        return {}
+    try:
+        listed = subprocess.run(
+            [*argv, "devices", "-l"], capture_output=True, text=True, timeout=15, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    from dispatch.executors.adb_output import parse_devices
+
+    found: dict[Target, str] = {}
+    for device in parse_devices(listed.stdout):
+        if device.state != "device":
+            continue
+        kind = Target.EMULATOR if device.serial.startswith("emulator-") else Target.DEVICE
+        found.setdefault(kind, device.serial)
+    return found
+
+
+def _write_simulated_adb(path: Path) -> None:
+    """fake_adb's state file: one booted emulator and one USB device (kept across restarts)."""
+    if path.exists():
+        return
+    devices = [
+        {"serial": SIMULATED_DEVICES[Target.EMULATOR], "state": "device"},
+        {
+            "serial": SIMULATED_DEVICES[Target.DEVICE],
+            "state": "device",
+            "usb": "usb:1-1",
+            "model": "Pixel_8",
+            "product": "shiba",
+            "device": "shiba",
+        },
     ]
+    state = {"apk_package": "com.qualgent.demo", "devices": devices, "installs": []}
+    path.write_text(json.dumps(state, indent=2))
+
+
+def _start_fake_browserstack(
+    env: dict[str, str], log_dir: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    user, key = SIMULATED_BROWSERSTACK
+    argv = [sys.executable, "-m", "tests.standins.serve_browserstack", "--port", str(port)]
+    argv += ["--username", user, "--access-key", key]
+    cloud = _spawn(argv, env=env, log=log_dir / "simulated-browserstack-server.log", cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and cloud.poll() is None:
+        try:
+            httpx.get(url + "/app-automate/plan.json", timeout=1)
+            return cloud, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    return cloud, url  # the worker reports it if it never answers
+
+
+def _with_cloud(plan: WorkerPlan, url: str) -> WorkerPlan:
+    if not (plan.simulated and plan.target is Target.BROWSERSTACK):
+        return plan
+    return dataclasses.replace(plan, env={**plan.env, "QGJOB_BROWSERSTACK_API_URL": url})
 
 
 def _spawn(
@@ -188,7 +302,7 @@ def _stop(child: subprocess.Popen[bytes], *, timeout_s: float = 30) -> None:
         child.wait()
 
 
-def _banner(settings: Settings, workers: list[str], log_dir: Path) -> None:
+def _banner(settings: Settings, workers: list[WorkerPlan], log_dir: Path) -> None:
     database = (
         "QGJOB_DATABASE_URL"
         if settings.database_url
@@ -200,17 +314,28 @@ def _banner(settings: Settings, workers: list[str], log_dir: Path) -> None:
         f"  logs     {log_dir}",
     ]
     if workers:
+        lines.append("  workers")
+        for plan in workers:
+            kind = "SIMULATED" if plan.simulated else "REAL"
+            lines.append(f"    {plan.name:<24} {kind:<9} {plan.target.value:<12} {plan.drives}")
+    if any(p.simulated for p in workers):
         lines += [
-            f"  workers  {', '.join(workers)}",
-            "           SIMULATED devices: no emulator, device or BrowserStack is used. Each",
-            "           spec in examples/ is played by qgjob's stand-in for AppWright, which",
-            "           reads its outcome from the spec's `// qgjob-fake:` comments.",
+            "  SIMULATED devices are qgjob's stand-ins (tests/standins/): no emulator, device or",
+            "  BrowserStack account is used. Each spec in examples/ is played by a fake AppWright",
+            "  that reads its outcome from the spec's `// qgjob-fake:` comments, and a group",
+            "  whose build was never uploaded gets a placeholder build.",
+        ]
+    if any(not p.simulated for p in workers):
+        lines += [
+            "  REAL workers run `npx appwright` in examples/ (run `npm install` there first) and",
+            "  need the build uploaded (`qgjob build upload`).",
         ]
     lines += [
         "",
         "Try, in another terminal (source .venv/bin/activate first):",
-        "  qgjob submit --org-id=qualgent --app-version-id=xyz123 "
-        "--test=tests/onboarding.spec.ts --test=tests/login.spec.ts --test=tests/search.spec.ts",
+        "  qgjob submit --org-id=qualgent --app-version-id=xyz123 --test=tests/onboarding.spec.js",
+        "  qgjob submit --org-id=qualgent --app-version-id=xyz123 --target=browserstack "
+        "--test=tests/login.spec.ts --test=tests/search.spec.ts",
         "  qgjob status --run-id=<run id> --watch",
         "  qgjob workers",
         "",

@@ -11,13 +11,19 @@ import asyncio
 import os
 import socket
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from qgjob.cli.context import call_api, reporting_errors, resolve_token, settings_of
+from qgjob.cli.executors import (
+    ExecutorChoice,
+    ExecutorKind,
+    check,
+    make_executor,
+    startup_problem,
+)
 from qgjob.cli.fleet import run_tree, workers_table
 from qgjob.cli.inputs import (
     BadInput,
@@ -27,7 +33,7 @@ from qgjob.cli.inputs import (
     require_positive_float,
     require_text,
 )
-from qgjob.cli.output import as_json, info, make_console, print_json
+from qgjob.cli.output import as_json, info, make_console, print_error, print_json
 from qgjob.cli.reports import save_text
 from qgjob.logs import configure_logging
 from qgjob.settings import Settings, default_cache_dir
@@ -41,12 +47,6 @@ MAX_CAPACITY = 64
 MAX_CLAIM_WAIT_S = 60.0
 
 
-class ExecutorKind(StrEnum):
-    """What runs the jobs (the device and BrowserStack executors come next)."""
-
-    LOCAL = "local"
-
-
 @app.command()
 def worker(
     ctx: typer.Context,
@@ -58,9 +58,9 @@ def worker(
         str | None, typer.Option("--name", help="Name shown by `qgjob workers` (default: host).")
     ] = None,
     capacity: Annotated[int, typer.Option("--capacity", help="Groups run at once.")] = 1,
-    executor: Annotated[str, typer.Option("--executor", help="What runs the jobs: local.")] = (
-        ExecutorKind.LOCAL.value
-    ),
+    executor: Annotated[
+        str, typer.Option("--executor", help="What runs the jobs: local, adb or browserstack.")
+    ] = ExecutorKind.LOCAL.value,
     command: Annotated[
         str | None,
         typer.Option(
@@ -92,6 +92,25 @@ def worker(
         list[str] | None,
         typer.Option("--label", help="KEY=VALUE describing this worker; repeat for several."),
     ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help="adb: the serial to use (default: the first free one)."),
+    ] = None,
+    project: Annotated[
+        str | None,
+        typer.Option(
+            "--project",
+            help="adb/browserstack: the AppWright project (default: android-emulator, "
+            "android-device or android-browserstack, after the target).",
+        ),
+    ] = None,
+    package: Annotated[
+        str | None,
+        typer.Option(
+            "--package",
+            help="adb: the app's package name, to uninstall it on a signature or version conflict.",
+        ),
+    ] = None,
     needs_build: Annotated[
         bool,
         typer.Option(
@@ -119,9 +138,29 @@ def worker(
         typer.Option(
             "--workspace",
             help="A checkout of the test project on this host: jobs run there (specs of "
-            "runs with a repository the service grants access to are checked out instead).",
+            "runs with a repository the service grants access to are checked out instead). "
+            "Default: the current directory.",
         ),
     ] = None,
+    retries: Annotated[
+        int, typer.Option("--retries", help="adb/browserstack: AppWright's --retries.")
+    ] = 1,
+    test_timeout: Annotated[
+        float,
+        typer.Option("--test-timeout", help="adb/browserstack: seconds per test attempt."),
+    ] = 600.0,
+    boot_timeout: Annotated[
+        float,
+        typer.Option("--boot-timeout", help="adb: seconds to wait for an emulator to boot."),
+    ] = 300.0,
+    allow_missing_build: Annotated[
+        bool,
+        typer.Option(
+            "--allow-missing-build",
+            help="adb/browserstack, for `qgjob up` only: a group with no uploaded build gets "
+            "a placeholder file (SIMULATED) instead of failing.",
+        ),
+    ] = False,
 ) -> None:
     """Run a worker: claim groups of jobs from the server and run them until stopped."""
     with reporting_errors():
@@ -140,25 +179,38 @@ def worker(
             else require_positive_float(job_timeout, option="--job-timeout")
         )
         worker_name = require_text(name, option="--name") if name is not None else _host_name()
-        if kind is ExecutorKind.LOCAL and command is None:
-            raise BadInput(
-                "--executor local needs --command, the shell command run for each job "
-                "(e.g. --command 'npx appwright test {test_path} --project android')"
-            )
+        if workspace is not None and not workspace.is_dir():
+            raise BadInput(f"--workspace must be an existing directory (got {str(workspace)!r})")
+        choice = ExecutorChoice(
+            kind=kind,
+            targets=chosen,
+            capacity=capacity,
+            command=command,
+            prepare_command=prepare_command,
+            job_timeout_s=timeout_s,
+            device=device,
+            project=project,
+            package=package,
+            workspace=workspace,
+            retries=retries,
+            test_timeout_s=test_timeout,
+            boot_timeout_s=boot_timeout,
+            allow_missing_build=allow_missing_build,
+        )
+        check(choice, os.environ)
         cache_bytes = parse_size(build_cache_size, option="--build-cache-size")
         cache_root = default_cache_dir()
         builds_dir = build_cache or cache_root / "builds"
-        if workspace is not None and not workspace.is_dir():
-            raise BadInput(f"--workspace must be an existing directory (got {str(workspace)!r})")
         from dispatch.agent import Agent, AgentConfig, serve
         from dispatch.buildcache import BuildCache
         from dispatch.executors.local import LocalExecutor
         from dispatch.sources import Sources
 
-        try:
-            LocalExecutor(command=command or "", prepare_command=prepare_command)
-        except ValueError as exc:
-            raise BadInput(str(exc)) from None
+        if kind is ExecutorKind.LOCAL:
+            try:
+                LocalExecutor(command=command or "", prepare_command=prepare_command)
+            except ValueError as exc:
+                raise BadInput(str(exc)) from None
         config = AgentConfig(
             name=worker_name[:100],
             targets=chosen,
@@ -166,28 +218,35 @@ def worker(
             labels=_parse_labels(labels or []),
             heartbeat_interval_s=interval_s,
             claim_wait_s=min(settings.claim_timeout_s, MAX_CLAIM_WAIT_S),
-            needs_build=needs_build,
+            needs_build=needs_build or choice.needs_build,
         )
         _configure_logging(settings)
 
         async def go() -> int:
             async with WorkerApi(settings.server_url, resolve_token(settings)) as api:
-                runner = LocalExecutor(
-                    command=command or "",
-                    prepare_command=prepare_command,
-                    job_timeout_s=timeout_s,
+                runner = make_executor(
+                    choice,
+                    settings=settings,
+                    api=api,
                     env=os.environ,
-                    cwd=workspace,
-                    # Only a worker that needs builds downloads them (local commands may not).
+                    # Only a worker that needs builds downloads them (local commands may not);
+                    # the adb and BrowserStack executors always install the group's build.
                     builds=(
                         BuildCache(builds_dir, cache_bytes, api=api, pin_limit=capacity)
-                        if needs_build
+                        if needs_build or choice.kind is not ExecutorKind.LOCAL
                         else None
                     ),
                     sources=Sources(
-                        cache_dir=cache_root / "sources", workspace=workspace, npm=settings.npm
+                        cache_dir=cache_root / "sources",
+                        workspace=choice.project_root(),
+                        npm=settings.npm,
                     ),
                 )
+                problem = await startup_problem(runner)
+                if problem is not None:
+                    await runner.close()
+                    print_error(problem)
+                    return 1
                 return await serve(Agent(api, runner, config))
 
         code = asyncio.run(go())

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
@@ -130,8 +131,11 @@ def _state(request: Request) -> BrowserStackState:
 async def _upload(request: Request) -> Response:
     state = _state(request)
     if not state.allow_upload():
+        wait_s = max(1, math.ceil(state.upload_retry_after_s()))
         return JSONResponse(
-            {"error": "Rate limit exceeded: at most 5 app uploads per minute."}, status_code=429
+            {"error": "Rate limit exceeded: at most 5 app uploads per minute."},
+            status_code=429,
+            headers={"Retry-After": str(wait_s)},  # the header's presence is *assumed*
         )
     fields = await _form(request)
     custom_id = fields.get("custom_id", (None, b""))[1].decode() or None

@@ -170,6 +170,13 @@ class BrowserStackState:
             self._upload_times.append(now)
             return True
 
+    def upload_retry_after_s(self) -> float:
+        """Seconds until the sliding minute has room for another upload."""
+        with self.lock:
+            if not self._upload_times:
+                return 0.0
+            return max(0.0, self._upload_times[0] + 60 - self.clock())
+
     def add_app(
         self,
         *,

@@ -203,12 +203,13 @@ def _install(rest: list[str], serial: str | None) -> int:
         print("Performing Streamed Install", flush=True)
         package = state.get("apk_package", DEFAULT_PACKAGE)
         code = _next_failure(dev)
-        if code is None and "-r" not in rest and package in dev.setdefault("packages", {}):
+        packages = dev.setdefault("packages", {})
+        if code is None and "-r" not in rest and package in packages:
             code = "INSTALL_FAILED_ALREADY_EXISTS"
         record = {"serial": dev["serial"], "apk": apk, "package": package, "flags": rest[:-1]}
         state.setdefault("installs", []).append({**record, "result": code or "Success"})
         if code is None:
-            dev["packages"][package] = {"apk": apk}
+            packages[package] = {"apk": apk}
     if code is not None:
         detail = DETAILS.get(code, "")
         reason = f"{code}: {detail.format(package=package)}" if detail else code

@@ -210,14 +210,15 @@ async def test_a_failing_run_fails_the_job_and_names_the_failed_spec(lab: Lab) -
     assert outcomes["Run the specs on qgjob"] == ("failure", 1), explain(job, runner)
     assert outcomes["Upload the JUnit report"][0] == "success"  # runs although a step failed
     summary = summary_of(runner)
-    assert "Found **6** spec files matching `tests/**/*.spec.{ts,js}`." in summary
+    specs = len([*(REPO / "examples" / "tests").glob("*.spec.[jt]s")])  # .ts and .js
+    assert f"Found **{specs}** spec files matching `tests/**/*.spec.{{ts,js}}`." in summary
     assert "| App version | `build-42` |" in summary
     failed_section = summary.split("## ❌ Build Failed", 1)[1]
-    assert "1 of 6 tests failed." in failed_section
+    assert f"1 of {specs} tests failed." in failed_section
     assert "- **`tests/profile.spec.ts`** (emulator): `the command exited with code 1" in summary
     assert "## ✅ Build Passed" not in summary
     cases = junit_cases(lab)
-    assert len(cases) == 6
+    assert len(cases) == specs
     failure = cases["tests/profile.spec.ts"].find("failure")
     assert failure is not None and "exited with code 1" in (failure.get("message") or "")
 

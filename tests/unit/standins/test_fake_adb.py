@@ -243,3 +243,12 @@ def test_without_a_state_file_it_says_what_to_set() -> None:
     )
     assert done.returncode == 1
     assert "QGJOB_FAKE_ADB_STATE" in done.stderr
+
+
+def test_a_hand_written_state_with_only_serial_and_state_installs(adb: Adb) -> None:
+    adb.state.write_text(json.dumps({"devices": [{"serial": "emulator-5554", "state": "device"}]}))
+    done = adb("-s", "emulator-5554", "install", "-r", "-g", str(adb.apk))
+    assert done.returncode == 0 and done.stdout.endswith("Success\n"), done.stderr
+    assert read_state(adb.state)["devices"][0]["packages"] == {
+        "com.qualgent.demo": {"apk": str(adb.apk)}
+    }

@@ -100,7 +100,10 @@ def test_the_sixth_upload_in_a_minute_is_429_and_the_window_slides(cloud: Cloud)
     now = [1000.0]
     cloud.state.clock = lambda: now[0]
     assert [cloud.upload().status_code for _ in range(6)] == [200] * 5 + [429]
-    now[0] += 59.9
+    now[0] += 50
+    refused = cloud.upload()
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "10"
+    now[0] += 9.9
     assert cloud.upload().status_code == 429
     now[0] += 0.2
     assert cloud.upload().status_code == 200

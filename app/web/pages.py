@@ -1,0 +1,199 @@
+"""The pages people read: recent runs, a run, a job, the workers, and a job's log.
+
+Each page is whole HTML that reads without JavaScript. Its changing part is also served
+alone (`?fragment=live`) for `ui.js` to poll: answered 304 when nothing changed, and with
+`X-Live-Done` once nothing on it can change any more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+
+from app.api.params import path_uuid, query_int
+from app.api.reports import JUNIT_MEDIA_TYPE, junit_case
+from app.errors import NotFound
+from app.links import run_details_url
+from app.services import Services
+from app.store import jobs as jobs_store
+from app.store import reruns, views, workers
+from app.web.access import CSRF_FIELD, Viewer, viewer_for
+from app.web.rendering import SECURITY_HEADERS, Pages
+from qgjob.junit import render_junit
+from qgjob.types import JobStatus
+
+RECENT_RUNS = 50
+LIVE_FRAGMENT = "live"
+NOTICES = {
+    "cancelled": "Cancelled every unfinished job of this run.",
+    "job-cancelled": "Cancelled this job.",
+    "rerun": "This run repeats the failed specs of the run it links to.",
+    "nothing-to-cancel": "Nothing to cancel: every job of it has finished.",
+}
+
+
+def context(request: Request, viewer: Viewer | None, **values: Any) -> dict[str, Any]:
+    return {
+        "viewer": viewer,
+        "now": datetime.now(UTC),
+        "csrf_field": CSRF_FIELD,
+        "path": request.url.path,
+        "notice": NOTICES.get(request.query_params.get("notice", "")),
+        **values,
+    }
+
+
+def respond(
+    request: Request, pages: Pages, template: str, values: dict[str, Any], *, done: bool
+) -> Response:
+    """The whole page, or only its live part when the page's script asks for it."""
+    if request.query_params.get("fragment") != LIVE_FRAGMENT:
+        return pages.html(template, values)
+    body = pages.text(template.replace(".html", "_live.html"), values)
+    etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
+    headers = {**SECURITY_HEADERS, "ETag": etag}
+    if done:
+        headers["X-Live-Done"] = "1"
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="text/html", headers=headers)
+
+
+def only_signed_in(viewer: Viewer) -> Response | None:
+    """A read-only link opens its run only: elsewhere it leads back there."""
+    if viewer.run_scope is None:
+        return None
+    return RedirectResponse(viewer.link(f"/ui/runs/{viewer.run_scope}"), status_code=303)
+
+
+async def overview(request: Request, pages: Pages) -> Response:
+    services: Services = request.state.services
+    viewer = await viewer_for(request)
+    if (elsewhere := only_signed_in(viewer)) is not None:
+        return elsewhere
+    async with services.pool.acquire() as conn:
+        runs = await views.recent_runs(conn, org_scope=viewer.org_scope, limit=RECENT_RUNS)
+        depth = await views.queue_depth(conn, org_scope=viewer.org_scope)
+        fleet = await workers.list_workers(
+            conn,
+            org_scope=viewer.org_scope,
+            offline_after_s=services.settings.lease_ttl_s,
+            include_offline=False,
+        )
+    values = context(request, viewer, runs=runs, depth=depth, workers=fleet)
+    return respond(request, pages, "overview.html", values, done=False)
+
+
+async def run_page(request: Request, pages: Pages) -> Response:
+    services: Services = request.state.services
+    viewer = await viewer_for(request)
+    run_id = path_uuid(request, "run_id")
+    run = await visible_run(services, viewer, run_id)
+    async with services.pool.acquire() as conn:
+        rerun_of, later = await reruns.rerun_links(conn, run_id)
+        artifacts = await views.run_artifacts(conn, run_id)
+    share = None
+    if viewer.can_act:
+        share = run_details_url(services.settings, run["org_id"], run_id)
+    values = context(
+        request,
+        viewer,
+        run=run,
+        artifacts=artifacts,
+        rerun_of=rerun_of if rerun_of and viewer.sees_run(rerun_of) else None,
+        reruns=[r for r in later if viewer.sees_run(r)],
+        share_url=share,
+        junit_url=viewer.link(f"/ui/runs/{run_id}/junit"),
+    )
+    return respond(request, pages, "run.html", values, done=run["finished_at"] is not None)
+
+
+async def visible_run(services: Services, viewer: Viewer, run_id: uuid.UUID) -> dict[str, Any]:
+    run = None
+    if viewer.sees_run(run_id):
+        run = await jobs_store.get_run(services.pool, run_id, org_scope=viewer.org_scope)
+    if run is None:
+        raise NotFound(f"There is no run {run_id} that you can see.")
+    return run
+
+
+async def visible_job(services: Services, viewer: Viewer, job_id: uuid.UUID) -> dict[str, Any]:
+    job = await jobs_store.get_job(services.pool, job_id, org_scope=viewer.org_scope)
+    if job is None or not viewer.sees_run(job["run_id"]):
+        raise NotFound(f"There is no job {job_id} that you can see.")
+    return job
+
+
+async def job_page(request: Request, pages: Pages) -> Response:
+    services: Services = request.state.services
+    viewer = await viewer_for(request)
+    job = await visible_job(services, viewer, path_uuid(request, "job_id"))
+    attempts = await views.job_attempts(services.pool, uuid.UUID(job["job_id"]))
+    values = context(request, viewer, job=job, attempts=attempts)
+    done = JobStatus(job["status"]).is_terminal
+    return respond(request, pages, "job.html", values, done=done)
+
+
+async def job_log(request: Request, pages: Pages) -> Response:
+    services: Services = request.state.services
+    viewer = await viewer_for(request)
+    job = await visible_job(services, viewer, path_uuid(request, "job_id"))
+    attempt = query_int(request, "attempt", default=0, low=0, high=1000)
+    log = await jobs_store.get_log(services.pool, uuid.UUID(job["job_id"]), attempt=attempt or None)
+    if log is None:
+        which = f"attempt {attempt} of job" if attempt else "job"
+        log = f"(no log yet for {which} {job['job_id']})\n"
+    return PlainTextResponse(log, headers=SECURITY_HEADERS)
+
+
+async def run_junit(request: Request, pages: Pages) -> Response:
+    """The run's JUnit XML, as `GET /v1/runs/{id}/junit` renders it, for a page's viewer;
+    its log links are the pages' own (they carry a read-only link's token along)."""
+    services: Services = request.state.services
+    viewer = await viewer_for(request)
+    run_id = path_uuid(request, "run_id")
+    run = await visible_run(services, viewer, run_id)
+    base = str(request.base_url).rstrip("/")
+    cases = [
+        junit_case(
+            job,
+            log_url=base + viewer.link(f"/ui/jobs/{job['job_id']}/log")
+            if job["attempts"]
+            else None,
+        )
+        for group in run["groups"]
+        for job in group["jobs"]
+    ]
+    document = render_junit(
+        cases, name=f"qgjob run {run_id}", timestamp=datetime.fromisoformat(run["created_at"])
+    )
+    headers = {
+        **SECURITY_HEADERS,
+        "Content-Disposition": f'attachment; filename="qgjob-{run_id}.xml"',
+    }
+    return Response(document, media_type=JUNIT_MEDIA_TYPE, headers=headers)
+
+
+async def workers_page(request: Request, pages: Pages) -> Response:
+    services: Services = request.state.services
+    viewer = await viewer_for(request)
+    if (elsewhere := only_signed_in(viewer)) is not None:
+        return elsewhere
+    fleet = await workers.list_workers(
+        services.pool,
+        org_scope=viewer.org_scope,
+        offline_after_s=services.settings.lease_ttl_s,
+    )
+    if viewer.org_scope is not None:
+        # A shared worker may hold another org's group right now: say busy, not with what.
+        for worker in fleet:
+            worker["current_groups"] = [
+                g for g in worker["current_groups"] if g["org_id"] == viewer.org_scope
+            ]
+    values = context(request, viewer, workers=fleet)
+    return respond(request, pages, "workers.html", values, done=False)

@@ -1,0 +1,74 @@
+"""The web pages' route table, and the one place that turns failures into pages.
+
+Pages answer in HTML: no session → the sign-in form; an unknown id, or one of another
+org → a 404 page; a bad or expired link, or a button pressed without its CSRF token → 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from app.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+from app.web import actions, pages
+from app.web.access import AccessRefused, LoginRequired
+from app.web.rendering import STATIC_DIR, Pages
+
+PageHandler = Callable[[Request, Pages], Awaitable[Response]]
+
+_ROUTES: tuple[tuple[str, str, PageHandler], ...] = (
+    ("GET", "/ui", pages.overview),
+    ("GET", "/ui/runs/{run_id}", pages.run_page),
+    ("GET", "/ui/runs/{run_id}/junit", pages.run_junit),
+    ("GET", "/ui/jobs/{job_id}", pages.job_page),
+    ("GET", "/ui/jobs/{job_id}/log", pages.job_log),
+    ("GET", "/ui/workers", pages.workers_page),
+    ("GET", "/ui/login", actions.login_form),
+    ("POST", "/ui/login", actions.login),
+    ("POST", "/ui/logout", actions.logout),
+    ("POST", "/ui/runs/{run_id}/cancel", actions.cancel_run),
+    ("POST", "/ui/runs/{run_id}/rerun-failed", actions.rerun_failed),
+    ("POST", "/ui/jobs/{job_id}/cancel", actions.cancel_job),
+)
+
+
+def web_routes() -> list[BaseRoute]:
+    renderer = Pages()
+    routes: list[BaseRoute] = [
+        Route(path, _endpoint(handler, renderer), methods=[method])
+        for method, path, handler in _ROUTES
+    ]
+    routes.append(Route("/ui/", _to_home, methods=["GET"]))
+    routes.append(Mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static"))
+    return routes
+
+
+async def _to_home(request: Request) -> Response:
+    return RedirectResponse("/ui", status_code=308)
+
+
+def _endpoint(handler: PageHandler, renderer: Pages) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request, renderer)
+        except LoginRequired:
+            return actions.login_redirect(request)
+        except AccessRefused as exc:
+            return _error(request, renderer, 403, exc.title, exc.message)
+        except (NotFound, InvalidInput) as exc:
+            return _error(request, renderer, 404, "Not found", exc.message)
+        except Conflict as exc:
+            return _error(request, renderer, 409, "Nothing to do", exc.message)
+        except PayloadTooLarge as exc:
+            return _error(request, renderer, 413, "Too large", exc.message)
+
+    return endpoint
+
+
+def _error(request: Request, renderer: Pages, status: int, title: str, message: str) -> Response:
+    values = pages.context(request, None, title=title, message=message)
+    return renderer.html("error.html", values, status=status)

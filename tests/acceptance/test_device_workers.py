@@ -1,0 +1,208 @@
+"""`qgjob worker --executor adb|browserstack` as real processes, against the real service,
+fake adb, fake npx and the fake BrowserStack: what the worker CLI wires works end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import pytest
+
+from qgjob.settings import Settings
+from tests.conftest import Api
+from tests.standins.browserstack import browserstack_state, create_browserstack_app, serve_in_thread
+from tests.standins.fake_adb import FakeDevice, read_state, write_state
+from tests.support.executors import ADB, NPX, spec, workspace
+from tests.support.servers import child_env
+from tests.support.workers import WorkerProcess
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(180)]
+T = TypeVar("T")
+ORG = "acme"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # Retries wait a few seconds: time for the second worker to register meanwhile.
+    return dataclasses.replace(settings, retry_backoff_s=2.0, max_attempts=5)
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], *, what: str, timeout_s: float = 60
+) -> T:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def upload_build(api: Api, content: bytes) -> None:
+    """The app build, through the builds API, as `qgjob build upload` sends it."""
+    async with api.client(await api.token(ORG)) as client:
+        answer = await client.post(
+            "/v1/builds",
+            params={"org_id": ORG, "app_version_id": "7.1.0", "filename": "shoply.apk"},
+            content=content,
+            headers={"Content-Type": "application/vnd.android.package-archive"},
+        )
+    assert answer.status_code in (200, 201), answer.text
+
+
+async def submit(api: Api, tests: list[str], target: str) -> dict[str, Any]:
+    async with api.client(await api.token(ORG)) as client:
+        answer = await client.post(
+            "/v1/runs",
+            json={"org_id": ORG, "app_version_id": "7.1.0", "tests": tests, "targets": [target]},
+        )
+    assert answer.status_code == 201, answer.text
+    run: dict[str, Any] = answer.json()
+    return run
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return workspace(
+        tmp_path / "app",
+        {"login.spec.ts": spec(), "search.spec.ts": spec(), "profile.spec.ts": spec()},
+    )
+
+
+@pytest.fixture
+def workers() -> Iterator[list[WorkerProcess]]:
+    started: list[WorkerProcess] = []
+    yield started
+    for worker in started:
+        if worker.running:
+            worker.proc.kill()  # type: ignore[union-attr]
+
+
+async def start(
+    started: list[WorkerProcess], tmp_path: Path, name: str, args: list[str], env: dict[str, str]
+) -> WorkerProcess:
+    worker = WorkerProcess(
+        args=["--name", name, "--heartbeat-interval", "0.5", *args],
+        env=env,
+        log_path=tmp_path / f"{name}.log",
+    )
+    started.append(worker)
+    return await worker.start()
+
+
+async def test_an_install_failure_is_retried_on_another_worker(
+    api: Api, pool: asyncpg.Pool, tmp_path: Path, project: Path, workers: list[WorkerProcess]
+) -> None:
+    state = tmp_path / "adb.json"
+    full = ["INSTALL_FAILED_INSUFFICIENT_STORAGE"] * 10
+    write_state(
+        state, [FakeDevice("emulator-5554", install_failures=full), FakeDevice("emulator-5556")]
+    )
+    env = child_env(
+        {
+            "QGJOB_SERVER_URL": api.url,
+            "QGJOB_TOKEN": await api.token(ORG, "worker"),
+            "QGJOB_DATA_DIR": str(tmp_path / "worker-data"),
+            "QGJOB_ADB": ADB,
+            "QGJOB_NPX": NPX,
+            "QGJOB_LOCK_DIR": str(tmp_path / "locks"),
+            "QGJOB_FAKE_ADB_STATE": str(state),
+        }
+    )
+    await upload_build(api, b"PK\x03\x04 shoply 7.1.0")
+    env["QGJOB_BUILD_CACHE"] = str(tmp_path / "build-cache")
+    common = ["--target", "emulator", "--executor", "adb", "--workspace", str(project)]
+    await start(workers, tmp_path, "full-disk", [*common, "--device", "emulator-5554"], env)
+    run = await submit(api, ["tests/login.spec.ts"], "emulator")
+    job_id = run["jobs"][0]["job_id"]
+
+    async def first_attempt_failed() -> bool:
+        error = await pool.fetchval(
+            "SELECT error FROM job_attempts WHERE job_id = $1 AND attempt = 1", job_id
+        )
+        return error is not None
+
+    await eventually(first_attempt_failed, what="the install on the full device to fail")
+    await start(workers, tmp_path, "healthy", [*common, "--device", "emulator-5556"], env)
+
+    async def ended() -> bool:
+        status = await pool.fetchval("SELECT status::text FROM jobs WHERE job_id = $1", job_id)
+        return status in ("COMPLETED", "FAILED")
+
+    await eventually(ended, what="the job to end")
+    attempts = await pool.fetch(
+        """SELECT a.attempt, a.outcome::text, a.error, w.name FROM job_attempts a
+           JOIN workers w USING (worker_id) WHERE a.job_id = $1 ORDER BY a.attempt""",
+        job_id,
+    )
+    assert attempts[-1]["name"] == "healthy" and attempts[-1]["outcome"] == "passed"
+    failed = [a for a in attempts[:-1]]
+    assert failed and all(a["name"] == "full-disk" for a in failed)
+    assert "INSTALL_FAILED_INSUFFICIENT_STORAGE" in failed[0]["error"]
+    assert await pool.fetchval("SELECT status::text FROM jobs WHERE job_id = $1", job_id) == (
+        "COMPLETED"
+    )
+    installed = {Path(i["apk"]) for i in read_state(state)["installs"]}
+    assert {p.name for p in installed} == {"shoply.apk"}  # adb installs *.apk files only
+    cache = (tmp_path / "build-cache").resolve()
+    assert all(p.resolve().is_relative_to(cache) for p in installed)
+
+
+async def test_a_browserstack_worker_uploads_once_and_records_session_videos(
+    api: Api, pool: asyncpg.Pool, tmp_path: Path, project: Path, workers: list[WorkerProcess]
+) -> None:
+    fake = create_browserstack_app(username="ci", access_key="k3y", parallel=2)
+    with serve_in_thread(fake, name="fake BrowserStack") as cloud_url:
+        env = child_env(
+            {
+                "QGJOB_SERVER_URL": api.url,
+                "QGJOB_TOKEN": await api.token(ORG, "worker"),
+                "QGJOB_DATA_DIR": str(tmp_path / "worker-data"),
+                "QGJOB_NPX": NPX,
+                "QGJOB_LOCK_DIR": str(tmp_path / "locks"),
+                "QGJOB_BROWSERSTACK_API_URL": cloud_url,
+                "BROWSERSTACK_USERNAME": "ci",
+                "BROWSERSTACK_ACCESS_KEY": "k3y",
+            }
+        )
+        args = ["--target", "browserstack", "--executor", "browserstack"]
+        args += ["--workspace", str(project), "--capacity", "2"]
+        env["QGJOB_BUILD_CACHE"] = str(tmp_path / "build-cache")
+        await upload_build(api, b"PK\x03\x04 shoply 7.1.0 for the cloud")
+        await start(workers, tmp_path, "cloud", args, env)
+        tests = ["tests/login.spec.ts", "tests/search.spec.ts", "tests/profile.spec.ts"]
+        run = await submit(api, tests, "browserstack")
+
+        async def all_completed() -> bool:
+            count = await pool.fetchval(
+                "SELECT count(*) FROM jobs WHERE run_id = $1 AND status = 'COMPLETED'",
+                run["run_id"],
+            )
+            return bool(count == 3)
+
+        await eventually(all_completed, what="three BrowserStack jobs to complete")
+        state = browserstack_state(fake)
+        assert len(state.uploads()) == 1
+        assert (
+            state.uploads()[0].sha256
+            == hashlib.sha256(b"PK\x03\x04 shoply 7.1.0 for the cloud").hexdigest()
+        )
+        rows = await pool.fetch("SELECT artifacts FROM jobs WHERE run_id = $1", run["run_id"])
+        for row in rows:
+            artifacts = (
+                json.loads(row["artifacts"])
+                if isinstance(row["artifacts"], str)
+                else row["artifacts"]
+            )
+            assert artifacts["browserstack_session"] in state.sessions
+            assert artifacts["video_url"].startswith(cloud_url)
+        assert state.max_running_seen <= 2

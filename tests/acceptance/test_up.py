@@ -1,0 +1,94 @@
+"""`qgjob up` as a newcomer runs it: the server and one SIMULATED worker per target, then the
+README's submit, and a BrowserStack run, to the end. Real processes throughout: the server,
+the workers with the real executors, fake adb, fake AppWright and the fake BrowserStack."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import run_cli
+from tests.support.servers import REPO, child_env, free_port
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(240)]
+
+
+def wait_for(check: object, *, what: str, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.2)
+
+
+def test_up_runs_the_readme_submit_on_simulated_workers(database_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    env = child_env(
+        {
+            "QGJOB_DATABASE_URL": database_url,
+            "QGJOB_DATA_DIR": str(tmp_path / "data"),
+            "QGJOB_ADB": str(tmp_path / "no-adb-here"),  # simulated, whatever this host has
+        }
+    )
+    for name in ("BROWSERSTACK_USERNAME", "BROWSERSTACK_ACCESS_KEY"):
+        env.pop(name, None)
+    out = tmp_path / "up.out"
+    with out.open("wb") as sink:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "qgjob", "up", "--port", str(port)],
+            env=env,
+            cwd=REPO,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: "Press Ctrl-C" in out.read_text() or up.poll() is not None, what="up")
+        banner = out.read_text()
+        assert up.poll() is None, banner
+        for name in ("simulated-emulator", "simulated-device", "simulated-browserstack"):
+            assert f"{name}" in banner
+        assert banner.count("SIMULATED") >= 4, banner
+        cli = {**env, "QGJOB_SERVER_URL": f"http://127.0.0.1:{port}"}
+        readme = run_cli(
+            "submit",
+            "--org-id=qualgent",
+            "--app-version-id=xyz123",
+            "--test=tests/onboarding.spec.js",
+            "--json",
+            env=cli,
+        )
+        assert readme.code == 0, readme.stderr
+        cloud = run_cli(
+            "submit",
+            "--org-id=qualgent",
+            "--app-version-id=xyz123",
+            "--target=browserstack",
+            "--test=tests/search.spec.ts",
+            "--json",
+            env=cli,
+        )
+        assert cloud.code == 0, cloud.stderr
+        for submitted, outcome in ((readme, "passed"), (cloud, "flaky")):
+            job_id = submitted.json()["jobs"][0]["job_id"]
+            watched = run_cli("status", f"--job-id={job_id}", "--watch", env=cli, timeout_s=150)
+            assert watched.code == 0, watched.stdout + watched.stderr
+            shown = run_cli("status", f"--job-id={job_id}", "--json", env=cli).json()
+            assert (shown["status"], shown["outcome"]) == ("COMPLETED", outcome)
+        log = (tmp_path / "data" / "logs" / "simulated-emulator.log").read_text()
+        assert "SIMULATED: no build uploaded" in log
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGINT)
+        try:
+            code = up.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(up.pid, signal.SIGKILL)
+            raise
+    assert code == 0, out.read_text()[-3000:]
