@@ -20,8 +20,13 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(dsn: str, *, size: int = 10, **kwargs: Any) -> asyncpg.Pool:
-    """A pool whose connections speak JSON natively."""
+    """A pool whose connections speak JSON natively.
+
+    It opens one connection at once (so that an unreachable database shows at start) but
+    keeps no floor: after an outage, connections are made again as requests need them
+    instead of by a background loop that logs a traceback per try while the database is down.
+    """
     pool: asyncpg.Pool = await asyncpg.create_pool(
-        dsn, min_size=1, max_size=size, init=_init_connection, **kwargs
+        dsn, init_size=1, min_size=0, max_size=size, init=_init_connection, **kwargs
     )
     return pool

@@ -7,7 +7,13 @@
     ├── NotFound            404  unknown id, or one that belongs to another org
     ├── Conflict            409  state does not allow it (finished job, stale lease, reused key)
     ├── PayloadTooLarge     413  body over the configured limit
-    └── InvalidInput        422  a field is missing, unknown or has a bad value
+    ├── InvalidInput        422  a field is missing, unknown or has a bad value
+    ├── TooManyRequests     429  too many failed authentications from this client
+    └── Unavailable         503  the database cannot be reached right now (retry)
+
+A lost or refused database connection (PostgreSQL restarting, failing over) is answered
+503 with `Retry-After`, logged as one line: clients and workers retry, nothing is half-done
+because every write is one transaction.
 
 Every 4xx/5xx body is `{"error": {"code", "message", "field"?}}`.
 """
@@ -17,6 +23,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -77,6 +84,20 @@ class InvalidInput(ServiceError):
     code = "invalid_input"
 
 
+class TooManyRequests(ServiceError):
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Unavailable(ServiceError):
+    status_code = 503
+    code = "unavailable"
+
+
 def error_response(status_code: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status_code)
 
@@ -84,7 +105,56 @@ def error_response(status_code: int, code: str, message: str) -> JSONResponse:
 async def handle_service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    if isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after_s)}
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+
+
+# What a lost database looks like from asyncpg: refused or cut connections, a server that is
+# shutting down or starting. OSError covers a socket that is gone (connection refused, no
+# such Unix socket).
+DATABASE_DOWN: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.ConnectionDoesNotExistError,
+)
+RETRY_AFTER_S = 1
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """Whether `exc` comes from a database connection that went away. asyncpg reports a
+    connection cut inside a transaction as an InterfaceError ("the underlying connection is
+    closed") raised while handling the original error, so the chain is searched too."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, DATABASE_DOWN) or "connection is closed" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+async def handle_interface_error(request: Request, exc: Exception) -> Response:
+    if lost_connection(exc):
+        return await handle_database_down(request, exc)
+    return await handle_unexpected(request, exc)
+
+
+async def handle_database_down(request: Request, exc: Exception) -> Response:
+    logger.warning(
+        "database unavailable method=%s path=%s error=%s",
+        request.method,
+        request.url.path,
+        exc or type(exc).__name__,
+    )
+    return JSONResponse(
+        Unavailable("the database is unavailable right now; retry shortly").body(),
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
@@ -109,5 +179,7 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     ServiceError: handle_service_error,
     HTTPException: handle_http_exception,
+    **dict.fromkeys(DATABASE_DOWN, handle_database_down),
+    asyncpg.InterfaceError: handle_interface_error,
     Exception: handle_unexpected,
 }

@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.api.routes import ENDPOINTS, api_routes
-from app.auth import TokenVerifier
+from app.auth import FailureLimit, TokenVerifier
 from app.build_waits import sweep_forever
 from app.database import TxConn, create_pool
 from app.embedded import EmbeddedPostgres, start_embedded
@@ -156,7 +156,13 @@ async def running_services(
                     yield Services(
                         settings=settings,
                         pool=pool,
-                        tokens=TokenVerifier(pool),
+                        tokens=TokenVerifier(
+                            pool,
+                            limit=FailureLimit(
+                                max_failures=settings.auth_failures_max,
+                                window_s=settings.auth_failures_window_s,
+                            ),
+                        ),
                         wakeups=wakeups,
                         metrics=metrics,
                         storage=storage,

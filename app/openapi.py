@@ -74,7 +74,7 @@ def _operation(e: Endpoint) -> dict[str, Any]:
     if e.response is not None:
         ok["content"] = {"application/json": {"schema": {"$ref": _ref(e.response)}}}
     elif e.text:
-        ok["content"] = {"text/plain": {"schema": {"type": "string"}}}
+        ok["content"] = {e.text_type: {"schema": {"type": "string"}}}
     else:
         ok["content"] = {"application/json": {"schema": {"type": "object"}}}
     op["responses"][str(e.status)] = ok

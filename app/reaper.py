@@ -48,4 +48,7 @@ async def reap_forever(
                 logger.warning("worker offline name=%s", name)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             logger.warning("reaper could not run: %s", exc)
+        except Exception:
+            # A bug must not stop the reaper for good: leases would never expire again.
+            logger.exception("reaper failed unexpectedly; trying again next round")
         await asyncio.sleep(interval_s)

@@ -52,8 +52,11 @@ async def listen_forever(dsn: str, wakeups: Wakeups, *, retry_s: float = 1.0) ->
             wakeups.wake()  # anything queued while we were not listening
             await lost.wait()
             logger.warning("listen connection lost; claims poll until it is back")
-        except (OSError, asyncpg.PostgresError) as exc:
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             logger.warning("cannot listen channel=%s error=%s", CHANNEL, exc)
+        except Exception:
+            # Whatever it was, keep trying: without this loop claims only poll.
+            logger.exception("listen loop failed unexpectedly channel=%s; retrying", CHANNEL)
         finally:
             if conn is not None and not conn.is_closed():
                 with contextlib.suppress(Exception):

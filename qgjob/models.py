@@ -55,6 +55,7 @@ class Job(_Record):
     updated_at: Timestamp
     started_at: Timestamp | None
     finished_at: Timestamp | None
+    artifacts: dict[str, str] = {}  # name → url, e.g. BrowserStack's video_url
 
 
 class RunCounts(_Record):

@@ -87,6 +87,10 @@ class Settings:
     build_wait_s: float = 3600.0
     build_sweep_interval_s: float = 10.0
     npm: str = "npm"  # the program a worker runs `npm ci` with, for a run's repository
+    # Security (faults): failed authentications allowed per client address and window; past
+    # that the client is answered 429 with Retry-After until the window has moved on.
+    auth_failures_max: int = 30
+    auth_failures_window_s: float = 60.0
     # GitHub App (docs/github-app.md): off unless the app id, key and webhook secret are set.
     github_app_id: str | None = None
     github_private_key_path: Path | None = None
@@ -282,6 +286,9 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "build_wait_s": _number(float, "a number of seconds", 0),
     "build_sweep_interval_s": _number(float, "a number of seconds", 0.05),
     "npm": _parse_str,
+    # Security (faults).
+    "auth_failures_max": _number(int, "a whole number", 1),
+    "auth_failures_window_s": _number(float, "a number of seconds", 0.1),
     "github_app_id": _parse_str,
     "github_private_key_path": _parse_path,
     "github_private_key": _parse_secret,

@@ -42,9 +42,43 @@ def validate(model: type[M], data: Any) -> M:
     if not isinstance(data, dict):
         raise InvalidInput(f"request body must be a JSON object, got {type(data).__name__}")
     try:
-        return model.model_validate(data)
+        parsed = model.model_validate(data)
     except ValidationError as exc:
         raise invalid_input(exc) from exc
+    where = unstorable(parsed.model_dump(), "")
+    if where is not None:
+        raise InvalidInput(
+            f"{where or 'body'}: text must not contain NUL characters or unpaired surrogates",
+            field=where or None,
+        )
+    return parsed
+
+
+def unstorable(value: Any, path: str) -> str | None:
+    """The path of the first string PostgreSQL cannot store (NUL, an unpaired surrogate)."""
+    if isinstance(value, str):
+        return path if "\x00" in value or not _encodable(value) else None
+    items: list[tuple[str, Any]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and unstorable(key, path) is not None:
+                return f"{path}.{key!r}".lstrip(".")
+            items.append((f"{path}.{key}".lstrip("."), item))
+    elif isinstance(value, list | tuple):
+        items = [(f"{path}.{i}".lstrip("."), item) for i, item in enumerate(value)]
+    for where, item in items:
+        found = unstorable(item, where)
+        if found is not None:
+            return found
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def invalid_input(exc: ValidationError) -> InvalidInput:

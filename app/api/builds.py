@@ -74,7 +74,11 @@ async def _register_external(
 
 
 def _filename_of_url(url: str) -> str:
-    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    try:
+        path = urlsplit(url).path
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL" for a stray '['
+        raise InvalidInput(f"url is not a valid URL: {exc}", field="url") from None
+    name = unquote(path.rsplit("/", 1)[-1])
     try:
         return check_build_filename(name)
     except ValueError:

@@ -76,7 +76,8 @@ class Endpoint:
     errors: tuple[int, ...] = (401, 404)
     public: bool = False
     deprecated: bool = False
-    text: bool = False  # answers text/plain
+    text: bool = False  # answers text (of `text_type`), not JSON
+    text_type: str = "text/plain"
     no_content: bool = False  # may answer 204
 
 
@@ -412,6 +413,7 @@ _V1: tuple[Endpoint, ...] = (
         params=(_RUN_ID,),
         errors=(401, 404, 422),
         text=True,
+        text_type="application/xml",
     ),
     Endpoint(
         "GET",

@@ -46,23 +46,59 @@ def check_app_version_id(value: str) -> str:
     return value
 
 
+# What a test path may be (docs/security.md): a path relative to the project root that stays
+# inside it, and that the test runner cannot mistake for an option. The validator below and
+# this pattern (published in /openapi.json) say the same thing; a test checks they agree.
+TEST_PATH_PATTERN = (
+    r"^(?!\s*$)"  # not blank
+    r"(?![/\\~-])(?![A-Za-z]:)"  # not absolute, not home-relative, not an option
+    r"(?!(?:.*[/\\])?\.\.(?:[/\\]|$))"  # no '..' segment
+    r"[^\x00-\x1f\x7f]*$"  # no control characters (NUL, line breaks, escapes)
+)
+
+
 def check_test_path(value: str) -> str:
     if not value.strip():
         raise ValueError("test_path must not be empty")
     if len(value) > MAX_TEST_PATH:
         raise ValueError(f"test_path must be at most {MAX_TEST_PATH} characters")
-    if "\x00" in value or any(ch in value for ch in "\r\n"):
-        raise ValueError("test_path must not contain NUL or line breaks")
-    if value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value):
-        raise ValueError("test_path must be relative to the project root, not absolute")
+    if re.search(r"[\x00-\x1f\x7f]", value):
+        raise ValueError("test_path must not contain control characters (NUL, line breaks, tabs)")
+    if value.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:", value):
+        raise ValueError(
+            "test_path must be relative to the project root, not absolute "
+            "(e.g. tests/login.spec.ts)"
+        )
     if ".." in re.split(r"[\\/]", value):
         raise ValueError("test_path must stay inside the project: '..' is not allowed")
+    if value.startswith("-"):
+        raise ValueError("test_path must not start with '-' (it would be read as an option)")
     return value
 
 
-OrgId = Annotated[str, AfterValidator(check_org_id)]
-AppVersionId = Annotated[str, AfterValidator(check_app_version_id)]
-TestPath = Annotated[str, AfterValidator(check_test_path)]
+OrgId = Annotated[
+    str, AfterValidator(check_org_id), Field(json_schema_extra={"pattern": _ORG_ID.pattern})
+]
+AppVersionId = Annotated[
+    str,
+    AfterValidator(check_app_version_id),
+    Field(json_schema_extra={"pattern": _APP_VERSION_ID.pattern}),
+]
+TestPath = Annotated[
+    str,
+    AfterValidator(check_test_path),
+    Field(max_length=MAX_TEST_PATH, json_schema_extra={"pattern": TEST_PATH_PATTERN}),
+]
+
+
+def storable_text(value: str) -> str:
+    """What a worker reports (a log, an error) as PostgreSQL can keep it: a test that printed
+    a NUL byte or broken UTF-16 must still get its result recorded, so such characters are
+    replaced (U+FFFD, '?') instead of refusing the report."""
+    return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
+StorableText = Annotated[str, AfterValidator(storable_text)]
 
 
 class _Strict(BaseModel):
@@ -119,6 +155,8 @@ class Job(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # What the last attempt left behind, name → url (e.g. BrowserStack's video_url).
+    artifacts: dict[str, str] = Field(default_factory=dict)
 
 
 class JobPage(BaseModel):
@@ -278,8 +316,13 @@ class ClaimedGroup(BaseModel):
     build: ClaimedBuild | None = None
 
 
+# Bounds of the database columns behind them (bigint, integer): larger numbers are 422, not 500.
+LeaseToken = Annotated[int, Field(ge=0, le=2**63 - 1)]
+Milliseconds = Annotated[int, Field(ge=0, le=2**31 - 1)]
+
+
 class LeaseBody(_Strict):
-    lease_token: int
+    lease_token: LeaseToken
 
 
 class HeartbeatAnswer(BaseModel):
@@ -288,9 +331,9 @@ class HeartbeatAnswer(BaseModel):
 
 
 class ReleaseBody(_Strict):
-    lease_token: int
-    reason: str = Field(default="", max_length=1000)
-    error: str | None = Field(default=None, max_length=65536)
+    lease_token: LeaseToken
+    reason: StorableText = Field(default="", max_length=1000)
+    error: StorableText | None = Field(default=None, max_length=65536)
 
 
 class ReleaseAnswer(BaseModel):
@@ -307,15 +350,15 @@ class JobFinishedEvent(_Strict):
     type: Literal["job_finished"]
     job_id: UUID
     outcome: Outcome
-    duration_ms: int = Field(ge=0)
-    error: str | None = Field(default=None, max_length=65536)
+    duration_ms: Milliseconds
+    error: StorableText | None = Field(default=None, max_length=65536)
     artifacts: dict[str, str] = Field(default_factory=dict)
-    log: str | None = Field(default=None, max_length=1024 * 1024)
+    log: StorableText | None = Field(default=None, max_length=1024 * 1024)
 
 
 class SetupDoneEvent(_Strict):
     type: Literal["setup_done"]
-    install_ms: int = Field(ge=0)
+    install_ms: Milliseconds
     build: str | None = Field(default=None, max_length=200)
 
 
@@ -325,7 +368,7 @@ GroupEvent = Annotated[
 
 
 class GroupEvents(_Strict):
-    lease_token: int
+    lease_token: LeaseToken
     events: list[GroupEvent] = Field(min_length=1, max_length=1000)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import uuid
 
 from starlette.requests import Request
@@ -97,7 +98,8 @@ async def claim(request: Request) -> Response:
         lease_ttl_s=settings.lease_ttl_s,
         max_jobs=MAX_JOBS_PER_GROUP,
     )
-    wait_s = settings.claim_timeout_s if body.wait_s is None else body.wait_s
+    # QGJOB_CLAIM_TIMEOUT_S bounds every long-poll, whatever a worker asks for.
+    wait_s = min(body.wait_s if body.wait_s is not None else math.inf, settings.claim_timeout_s)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     while True:

@@ -23,7 +23,7 @@ Wire = dict[str, Any]
 
 JOB_COLUMNS = """job_id, run_id, status, outcome, org_id, app_version_id, test_path, target,
     priority, worker_id, group_id, attempts, max_attempts, error, duration_ms,
-    created_at, updated_at, started_at, finished_at"""
+    created_at, updated_at, started_at, finished_at, artifacts"""
 RUN_COLUMNS = """run_id, org_id, source, app_version_id, targets, priority, repo, ref, head_sha,
     created_at"""
 

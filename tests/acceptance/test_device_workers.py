@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import json
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -196,13 +195,9 @@ async def test_a_browserstack_worker_uploads_once_and_records_session_videos(
             state.uploads()[0].sha256
             == hashlib.sha256(b"PK\x03\x04 shoply 7.1.0 for the cloud").hexdigest()
         )
-        rows = await pool.fetch("SELECT artifacts FROM jobs WHERE run_id = $1", run["run_id"])
-        for row in rows:
-            artifacts = (
-                json.loads(row["artifacts"])
-                if isinstance(row["artifacts"], str)
-                else row["artifacts"]
-            )
-            assert artifacts["browserstack_session"] in state.sessions
-            assert artifacts["video_url"].startswith(cloud_url)
+        async with api.client() as client:
+            for submitted in run["jobs"]:
+                job = (await client.get(f"/v1/jobs/{submitted['job_id']}")).json()
+                assert job["artifacts"]["browserstack_session"] in state.sessions
+                assert job["artifacts"]["video_url"].startswith(cloud_url)
         assert state.max_running_seen <= 2

@@ -23,10 +23,7 @@ import asyncpg
 import pytest
 
 from app.main import create_app
-from qgjob.errors import StaleLease
 from qgjob.settings import Secret, Settings
-from qgjob.types import Outcome
-from qgjob.worker_api import JobFinished, WorkerApi
 from tests.conftest import Api
 from tests.support.servers import child_env, free_port, serve_in_loop
 from tests.support.workers import WorkerProcess, run_cli_async
@@ -209,82 +206,6 @@ async def test_two_workers_run_40_jobs_over_3_versions_each_exactly_once(
     assert await two.wait() == 0
     listed = await run_cli_async("workers", "--json", env=env)
     assert {w["status"] for w in listed.json()["workers"]} == {"offline"}
-
-
-async def test_kill_9_mid_group_moves_the_unfinished_jobs_to_the_other_worker(
-    api: Api, pool: asyncpg.Pool, fleet: Fleet
-) -> None:
-    await submit(api, "v1", [f"tests/t{i}.spec.ts" for i in range(8)])
-    doomed = await fleet.start("doomed", command="sleep 0.5")
-    await eventually(
-        lambda: pool.fetchval(
-            "SELECT count(*) > 0 FROM groups g JOIN workers w USING (worker_id) "
-            "WHERE w.name = 'doomed'"
-        ),
-        what="the first worker to lease the group",
-    )
-    # The other worker waits: the one key there is is leased already.
-    survivor = await fleet.start("survivor", command="sleep 0.05")
-    await eventually(lambda: worker_id_of(pool, "survivor"), what="the survivor to register")
-
-    async def two_done_by_doomed() -> bool:
-        done: int = await pool.fetchval(
-            """SELECT count(*) FROM job_attempts a JOIN workers w USING (worker_id)
-               WHERE w.name = 'doomed' AND a.outcome = 'passed'"""
-        )
-        return done >= 2
-
-    await eventually(two_done_by_doomed, what="the first worker to finish two jobs")
-    await doomed.kill9()
-    lease = await one(
-        pool,
-        "SELECT group_id, lease_token FROM groups g JOIN workers w USING (worker_id) "
-        "WHERE w.name = 'doomed'",
-    )
-    done_before_kill = {
-        r["job_id"]
-        for r in await pool.fetch(
-            "SELECT job_id FROM job_attempts WHERE group_id = $1 AND outcome = 'passed'",
-            lease["group_id"],
-        )
-    }
-    assert 2 <= len(done_before_kill) < 8  # killed mid-group
-
-    await eventually(lambda: all_ended(pool, 8), what="all 8 jobs to end")
-    assert await statuses(pool) == {"COMPLETED": 8}
-    attempts = await pool.fetch(
-        """SELECT a.job_id, a.attempt, a.outcome::text, a.error, w.name
-           FROM job_attempts a JOIN workers w USING (worker_id) ORDER BY a.job_id, a.attempt"""
-    )
-    passed = {r["job_id"]: r for r in attempts if r["outcome"] == "passed"}
-    assert len(passed) == 8 and sum(r["outcome"] == "passed" for r in attempts) == 8
-    for job_id in done_before_kill:  # finished results stay where they were
-        assert passed[job_id]["name"] == "doomed"
-        assert [r["attempt"] for r in attempts if r["job_id"] == job_id] == [1]
-    for job_id in passed.keys() - done_before_kill:
-        assert passed[job_id]["name"] == "survivor"
-        lost = [r for r in attempts if r["job_id"] == job_id and r["name"] == "doomed"]
-        assert all(r["outcome"] == "error" for r in lost)
-    group_status = await pool.fetchval(
-        "SELECT status::text FROM groups WHERE group_id = $1", lease["group_id"]
-    )
-    assert group_status == "EXPIRED"
-
-    # The dead worker's lease is fenced off: a late result under it is refused and ignored.
-    victim = next(iter(done_before_kill))
-    async with WorkerApi(api.url, fleet.token) as late:
-        with pytest.raises(StaleLease):
-            await late.send_events(
-                lease["group_id"],
-                lease["lease_token"],
-                [JobFinished(job_id=victim, outcome=Outcome.FAILED, duration_ms=1)],
-            )
-    after = await one(
-        pool, "SELECT status::text, outcome::text FROM jobs WHERE job_id = $1", victim
-    )
-    assert (after["status"], after["outcome"]) == ("COMPLETED", "passed")
-    survivor.send(signal.SIGTERM)
-    assert await survivor.wait() == 0
 
 
 async def test_sigterm_finishes_the_running_job_and_releases_the_rest(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 from pathlib import Path
@@ -15,6 +16,7 @@ from dispatch.executors.adb_output import install_failure, package_named_in, par
 from dispatch.executors.appwright import AppwrightOptions
 from dispatch.executors.base import JobSpec
 from qgjob.types import Outcome, Target
+from qgjob.worker_api import ClaimedGroup
 from tests.standins.fake_adb import FakeDevice, read_state, write_state
 from tests.support.executors import ADB, NPX, DirectoryBuilds, group, spec, workspace
 
@@ -221,3 +223,34 @@ async def test_a_device_that_goes_away_fails_the_next_group(lab: Lab) -> None:
 
 def _never() -> asyncio.Event:
     return asyncio.Event()
+
+
+async def test_two_workers_on_one_host_never_run_appwright_at_once(lab: Lab) -> None:
+    (lab.root / "tests" / "slow.spec.ts").write_text(spec("sleep=0.4"))
+    lab.devices(FakeDevice("emulator-5554"), FakeDevice("emulator-5556"))
+    first, second = lab.executor(), lab.executor()
+    groups = [
+        group("tests/slow.spec.ts", "tests/slow.spec.ts", target=Target.EMULATOR, build=lab.build)
+        for _ in range(2)
+    ]
+
+    async def run_all(executor: AdbExecutor, claimed: ClaimedGroup) -> list[Outcome]:
+        await executor.prepare(claimed)
+        results = [
+            await executor.run(JobSpec.of(claimed, j), cancel=_never()) for j in claimed.jobs
+        ]
+        return [r.outcome for r in results]
+
+    outcomes = await asyncio.gather(run_all(first, groups[0]), run_all(second, groups[1]))
+    await first.close()
+    await second.close()
+    assert outcomes == [[Outcome.PASSED] * 2] * 2
+    events = [json.loads(x) for x in lab.npx_log.read_text().splitlines()]
+    spans = {}
+    for event in events:
+        spans.setdefault(event["pid"], []).append(event["time"])
+    intervals = sorted((min(t), max(t)) for t in spans.values())
+    assert len(intervals) == 4
+    serials = {e["env"]["QGJOB_DEVICE_SERIAL"] for e in events if e["event"] == "invoke"}
+    assert serials == {"emulator-5554", "emulator-5556"}  # two devices, yet one run at a time
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(intervals))
