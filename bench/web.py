@@ -4,7 +4,8 @@ fragment (200 and 304), and the runs page.
     python bench/web.py [--jobs 1000] [--requests 30] [--json]
 
 Submits one run of `--jobs` specs, signs in through the login form, then times each page
-`--requests` times, one request at a time (what one browser tab does), and prints p50/p95.
+`--requests` times, one request at a time (what one browser tab does), and prints p50/p95;
+`GET /v1/runs/{id}` (the same store read, as JSON) is timed too, for comparison.
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ async def measure(url: str, token: str, *, jobs: int, requests: int) -> dict[str
                 "p50_ms": round(percentile_ms(times, 0.5), 1),
                 "p95_ms": round(percentile_ms(times, 0.95), 1),
             }
+        times = await timed(client, f"/v1/runs/{run_id}", requests, headers=headers)
+        figures["api_run_json"] = {
+            "p50_ms": round(percentile_ms(times, 0.5), 1),
+            "p95_ms": round(percentile_ms(times, 0.95), 1),
+        }
         first = await client.get(page + "?fragment=live")
         times = await timed(
             client,
@@ -91,7 +97,8 @@ def main() -> None:
         print(json.dumps(figures))
         return
     print(f"run of {figures['jobs']} jobs, {figures['requests']} sequential requests each")
-    for name in ("run_page", "run_fragment_200", "run_fragment_304", "runs_page"):
+    names = ("run_page", "run_fragment_200", "run_fragment_304", "runs_page", "api_run_json")
+    for name in names:
         value = figures[name]
         assert isinstance(value, dict)
         print(f"  {name:<18} p50 {value['p50_ms']:>7} ms   p95 {value['p95_ms']:>7} ms")

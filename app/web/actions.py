@@ -8,6 +8,8 @@ the page that shows the result, so reloading it repeats nothing.
 from __future__ import annotations
 
 import hmac
+import math
+import time
 from urllib.parse import parse_qsl, quote
 
 from starlette.requests import Request
@@ -63,7 +65,18 @@ async def login(request: Request, pages: Pages) -> Response:
     form = await read_form(request)
     next_page = safe_next(form.get("next"))
     raw = form.get("token", "").strip()
+    # The same limit on failed authentications as the API (app/auth.py), per client address.
+    client = request.client.host if request.client is not None else "unknown"
+    wait_s = services.tokens.limit.retry_after_s(client, now=time.monotonic())
+    if wait_s is not None:
+        message = f"Too many failed sign-ins from here; try again in {math.ceil(wait_s)} s."
+        values = context(request, None, next_page=next_page, error=message)
+        page = pages.html("login.html", values, status=429)
+        page.headers["Retry-After"] = str(math.ceil(wait_s))
+        return page
     principal = await services.tokens.verify(raw) if raw else None
+    if principal is None and raw:
+        services.tokens.limit.record_failure(client, now=time.monotonic())
     if principal is None:
         error = "That token is not valid (unknown or revoked)." if raw else "Enter an API token."
         values = context(request, None, next_page=next_page, error=error)

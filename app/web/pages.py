@@ -8,6 +8,7 @@ alone (`?fragment=live`) for `ui.js` to poll: answered 304 when nothing changed,
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -49,18 +50,30 @@ def context(request: Request, viewer: Viewer | None, **values: Any) -> dict[str,
 
 
 def respond(
-    request: Request, pages: Pages, template: str, values: dict[str, Any], *, done: bool
+    request: Request,
+    pages: Pages,
+    template: str,
+    values: dict[str, Any],
+    *,
+    done: bool,
+    ages: bool = False,
 ) -> Response:
-    """The whole page, or only its live part when the page's script asks for it."""
+    """The whole page, or only its live part when the page's script asks for it.
+
+    The live part's ETag is a digest of what it shows (with the clock only when it shows
+    ages such as "4 s ago"), so an unchanged part is answered 304 without rendering it."""
     if request.query_params.get("fragment") != LIVE_FRAGMENT:
         return pages.html(template, values)
-    body = pages.text(template.replace(".html", "_live.html"), values)
-    etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
+    shown = {k: v for k, v in values.items() if ages or k != "now"}
+    digest = hashlib.sha256(f"{template} {pages.env.globals['static_version']}".encode())
+    digest.update(json.dumps(shown, default=repr, sort_keys=True).encode())
+    etag = '"' + digest.hexdigest()[:32] + '"'
     headers = {**SECURITY_HEADERS, "ETag": etag}
     if done:
         headers["X-Live-Done"] = "1"
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
+    body = pages.text(template.replace(".html", "_live.html"), values)
     return Response(body, media_type="text/html", headers=headers)
 
 
@@ -196,4 +209,4 @@ async def workers_page(request: Request, pages: Pages) -> Response:
                 g for g in worker["current_groups"] if g["org_id"] == viewer.org_scope
             ]
     values = context(request, viewer, workers=fleet)
-    return respond(request, pages, "workers.html", values, done=False)
+    return respond(request, pages, "workers.html", values, done=False, ages=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import shlex
+import tomllib
 from typing import Any
 
 import pytest
@@ -167,6 +168,21 @@ def test_the_image_is_multi_stage_slim_non_root_with_a_healthcheck() -> None:
     assert users and users[-1] not in ("root", "0")
     assert re.search(r"^HEALTHCHECK .*\n?.*/healthz", text, re.M)
     assert (DEPLOY / "Dockerfile.dockerignore").exists()
+
+
+def test_the_image_copies_every_package_and_what_pip_needs() -> None:
+    copied = {
+        source
+        for line in re.findall(r"^COPY (?!--from)(.+)$", dockerfile(), re.M)
+        for source in line.split()[:-1]
+    }
+    assert all((REPO / source).exists() for source in copied), copied
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    include = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {pattern.rstrip("*") for pattern in include}
+    assert packages | {"pyproject.toml", "README.md"} <= copied
+    ignored = (DEPLOY / "Dockerfile.dockerignore").read_text().split()
+    assert not packages & {entry.strip("/") for entry in ignored}
 
 
 def test_compose_runs_postgres_a_migration_two_servers_behind_one_port_and_workers() -> None:

@@ -305,3 +305,17 @@ async def test_build_uploads_cannot_name_a_path(api: Api, tmp_path: Path) -> Non
     outside = [p for p in written if api.settings.data_dir not in p.parents]
     assert outside == []
     assert not any("escape" in p.name for p in written)
+
+
+async def test_the_sign_in_form_has_the_same_limit(api: Api) -> None:
+    async with httpx.AsyncClient(base_url=api.url, timeout=10) as browser:
+        codes = [
+            (await browser.post("/ui/login", data={"token": "qgj_guess"})).status_code
+            for _ in range(3)
+        ]
+        assert codes == [401, 401, 401]
+        blocked = await browser.post("/ui/login", data={"token": api.admin_token})
+        assert blocked.status_code == 429
+        assert "Too many failed sign-ins" in blocked.text
+        assert 1 <= int(blocked.headers["Retry-After"]) <= 2
+        assert "set-cookie" not in blocked.headers

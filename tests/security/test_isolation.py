@@ -334,3 +334,54 @@ async def test_a_worker_of_another_org_gets_none_of_its_work(api: Api) -> None:
         worker_id = registered.json()["worker_id"]
         claimed = await worker.post(f"/v1/workers/{worker_id}/claim", json={"wait_s": 0.5})
     assert claimed.status_code == 204, claimed.text
+
+
+# --- the web pages ------------------------------------------------------------------------
+
+PAGE_OWN_BUSINESS = {  # pages about the signed-in org itself, or about signing in and out
+    ("GET", "/ui"),
+    ("GET", "/ui/workers"),
+    ("GET", "/ui/login"),
+    ("POST", "/ui/login"),
+    ("POST", "/ui/logout"),
+}
+
+
+def test_every_page_has_an_isolation_case() -> None:
+    from app.web.routes import _ROUTES
+
+    pages = {(m, p) for m, p, _ in _ROUTES}
+    missing = pages - PAGE_OWN_BUSINESS - {(m, p) for m, p in _pages_about_alpha()}
+    assert not missing, f"add a page isolation case for: {sorted(missing)}"
+
+
+def _pages_about_alpha() -> list[tuple[str, str]]:
+    from app.web.routes import _ROUTES
+
+    return [(m, p) for m, p, _ in _ROUTES if "{" in p]
+
+
+async def test_another_org_sees_none_of_it_in_the_pages(api: Api, pool: asyncpg.Pool) -> None:
+    from tests.support.web import csrf_of, signed_in
+
+    alpha = await _alpha(api)
+    before = await _alpha_rows(pool)
+    problems: list[str] = []
+    async with signed_in(api, await api.token(B, "admin")) as bravo:
+        home = await bravo.get("/ui")
+        csrf = csrf_of(home.text)
+        for method, path in _pages_about_alpha():
+            url = _path(path, alpha)
+            if method == "GET":
+                answer = await bravo.get(url)
+            else:
+                answer = await bravo.post(url, data={"csrf_token": csrf})
+            problems += _judge(answer, f"admin of {B}: {method} {path}", method, path, alpha)
+            if answer.status_code != 404:
+                problems.append(f"{method} {path}: {answer.status_code}, expected the 404 page")
+        for path in ("/ui", "/ui/workers"):
+            answer = await bravo.get(path)
+            problems += _judge(answer, f"admin of {B}: GET {path}", "GET", "/v1/workers", alpha)
+    assert problems == []
+    after = await _alpha_rows(pool)
+    assert after == before, f"{B} changed {A}'s rows through the pages"
