@@ -92,6 +92,7 @@ async def claim(request: Request) -> Response:
         await store.set_ready_builds(
             services.pool, path_uuid(request, "worker_id"), body.ready_builds
         )
+    await store.touch_worker(services.pool, path_uuid(request, "worker_id"))
     wanted = ClaimRequest(
         worker_id=path_uuid(request, "worker_id"),
         targets=[Target(t) for t in worker["target_types"]],  # type: ignore[attr-defined]
@@ -102,10 +103,14 @@ async def claim(request: Request) -> Response:
     wait_s = min(body.wait_s if body.wait_s is not None else math.inf, settings.claim_timeout_s)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
+    touched = loop.time()
     while True:
         wakeup = services.wakeups.current()
         if services.stopping.is_set() or await request.is_disconnected():
             return Response(status_code=204)
+        if loop.time() - touched >= settings.heartbeat_interval_s:
+            await store.touch_worker(services.pool, wanted.worker_id)
+            touched = loop.time()
         try:
             async with services.pool.acquire() as conn, conn.transaction():
                 group = await claim_group(conn, wanted)
