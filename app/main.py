@@ -34,6 +34,7 @@ from app.embedded import EmbeddedPostgres, start_embedded
 from app.errors import EXCEPTION_HANDLERS
 from app.github.service import DetailsUrl, running_github
 from app.github.tokens import GitHubSourceAccess
+from app.links import run_details_url
 from app.local_token import ensure_local_token
 from app.metering import MeteredTransport
 from app.metrics import Metrics
@@ -93,6 +94,15 @@ def create_app(
     )
 
 
+def signed_run_links(settings: Settings) -> DetailsUrl:
+    """Check runs link to their run's signed, read-only page, which opens without signing in."""
+
+    def details_url(run_id: str, org_id: str) -> str:
+        return run_details_url(settings, org_id, run_id)
+
+    return details_url
+
+
 @asynccontextmanager
 async def running_services(
     settings: Settings,
@@ -149,7 +159,7 @@ async def running_services(
                 async with running_github(
                     settings,
                     pool,
-                    details_url=github_details_url,
+                    details_url=github_details_url or signed_run_links(settings),
                     transport=MeteredTransport(metrics),
                 ) as github:
                     if source_access is None and github is not None:

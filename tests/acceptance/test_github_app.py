@@ -179,7 +179,14 @@ async def test_a_push_runs_the_specs_and_completes_its_check_run_with_the_result
     )  # fmt: skip
     assert run["app_version_id"] == "build-6113728-master" and run["priority"] == "high"
     assert queued.name == "qgjob / emulator" and queued.external_id == str(run["run_id"])
-    assert queued.details_url == f"https://qgjob.example.test/ui/runs/{run['run_id']}"
+    # Details: the run's signed read-only page, which opens without signing in.
+    page = f"/ui/runs/{run['run_id']}?view="
+    assert queued.details_url is not None
+    assert queued.details_url.startswith(f"https://qgjob.example.test{page}")
+    local = rig.service_url + queued.details_url.removeprefix("https://qgjob.example.test")
+    async with httpx.AsyncClient() as browser:
+        opened = await browser.get(local)
+    assert opened.status_code == 200 and "tests/login.spec.ts" in opened.text
 
     worker = ScriptedWorker(
         rig.service_url, await worker_token(rig, settings),

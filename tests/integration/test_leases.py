@@ -297,6 +297,33 @@ async def test_release_with_error_counts_an_attempt(api: Api) -> None:
     assert "INSUFFICIENT_STORAGE" in job["error"]
 
 
+async def test_an_idle_worker_that_long_polls_stays_idle(api: Api, pool: asyncpg.Pool) -> None:
+    """A worker with no group has no lease to renew: its claims are its heartbeats."""
+    ttl = api.settings.lease_ttl_s
+    async with api.client() as client:
+        worker = await register(client)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 3 * ttl
+        while loop.time() < until:
+            assert await claim(client, worker, wait_s=ttl) is None
+            status = await pool.fetchval(
+                "SELECT status::text FROM workers WHERE worker_id = $1", uuid.UUID(worker)
+            )
+            assert status == "idle"
+        listed = (await client.get("/v1/workers")).json()["workers"]
+        assert [(w["worker_id"], w["status"]) for w in listed] == [(worker, "idle")]
+        # Once it stops asking, the reaper marks it offline; its next claim brings it back.
+        await pool.execute(
+            "UPDATE workers SET last_heartbeat = now() - interval '1 hour' WHERE worker_id = $1",
+            uuid.UUID(worker),
+        )
+        offline = "SELECT status::text FROM workers WHERE worker_id = $1"
+        while await pool.fetchval(offline, uuid.UUID(worker)) != "offline":
+            await asyncio.sleep(0.05)
+        assert await claim(client, worker) is None
+        assert await pool.fetchval(offline, uuid.UUID(worker)) == "idle"
+
+
 async def test_worker_endpoints_respect_orgs_and_roles(api: Api) -> None:
     worker_a = await api.token("org-a", role="worker")
     worker_b = await api.token("org-b", role="worker")
