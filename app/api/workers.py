@@ -87,7 +87,6 @@ async def claim(request: Request) -> Response:
     require_role(principal, Role.WORKER, Role.ADMIN)
     body = await parse(request, ClaimBody, limit=settings.max_body_bytes)
     worker = await _own_worker(services, request, principal)
-    await store.touch_worker(services.pool, path_uuid(request, "worker_id"))
     wanted = ClaimRequest(
         worker_id=path_uuid(request, "worker_id"),
         targets=[Target(t) for t in worker["target_types"]],  # type: ignore[attr-defined]
@@ -99,14 +98,10 @@ async def claim(request: Request) -> Response:
     wait_s = min(body.wait_s if body.wait_s is not None else math.inf, settings.claim_timeout_s)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
-    touched = loop.time()
     while True:
         wakeup = services.wakeups.current()
         if services.stopping.is_set() or await request.is_disconnected():
             return Response(status_code=204)
-        if loop.time() - touched >= settings.heartbeat_interval_s:
-            await store.touch_worker(services.pool, wanted.worker_id)
-            touched = loop.time()
         try:
             async with services.pool.acquire() as conn, conn.transaction():
                 group = await claim_group(conn, wanted)

@@ -88,17 +88,6 @@ async def set_ready_builds(conn: Conn, worker_id: uuid.UUID, builds: Sequence[st
     )
 
 
-async def touch_worker(conn: Conn, worker_id: uuid.UUID) -> None:
-    """A worker long-polling for work is alive: that counts as a heartbeat (an idle worker
-    has no lease to renew), and brings one the reaper had marked offline back as idle."""
-    await conn.execute(
-        """UPDATE workers SET last_heartbeat = now(),
-                  status = CASE WHEN status = 'offline' THEN 'idle' ELSE status END
-           WHERE worker_id = $1""",
-        worker_id,
-    )
-
-
 async def set_status(conn: Conn, worker_id: uuid.UUID, status: str) -> None:
     """A status the worker reports itself (`draining`, `offline`); counts as a heartbeat."""
     await conn.execute(
