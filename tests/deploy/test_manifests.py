@@ -79,11 +79,11 @@ def qgjob_command_lines() -> dict[str, list[str]]:
     assert cmd
     lines["Dockerfile CMD"] = yaml.safe_load(cmd.group(1))
     for name, service in compose()["services"].items():
-        if str(service.get("image", "")).startswith("${QGJOB_IMAGE"):
+        if "qgjob" in str(service.get("image", "")):
             lines[f"compose {name}"] = [str(word) for word in service["command"]]
     for obj in k8s_objects():
         for container in containers(obj):
-            if container.get("image") == "qgjob":
+            if container.get("image") in ("qgjob", "qgjob-worker"):
                 lines[f"k8s {obj['metadata']['name']}"] = [str(a) for a in container["args"]]
     exec_start = unit_exec_start()
     assert exec_start[0] == "/opt/qgjob/bin/qgjob"
@@ -162,8 +162,11 @@ def test_every_qgjob_variable_set_is_a_setting() -> None:
 
 def test_the_image_is_multi_stage_slim_non_root_with_a_healthcheck() -> None:
     text = dockerfile()
-    stages = re.findall(r"^FROM (\S+)", text, re.M)
-    assert len(stages) >= 2 and all("slim" in stage for stage in stages)
+    stages = re.findall(r"^FROM (\S+)(?: AS (\S+))?", text, re.M)
+    named = {name for _, name in stages if name}
+    external = [image for image, _ in stages if image not in named]
+    assert len(stages) >= 2 and external and all("slim" in image for image in external)
+    assert {"build", "worker", "server"} <= named and stages[-1][1] == "server"  # default
     users = re.findall(r"^USER (\S+)", text, re.M)
     assert users and users[-1] not in ("root", "0")
     assert re.search(r"^HEALTHCHECK .*\n?.*/healthz", text, re.M)
@@ -200,6 +203,7 @@ def test_compose_runs_postgres_a_migration_two_servers_behind_one_port_and_worke
     upstream = set(re.findall(r"server (\S+):8000", (DEPLOY / "nginx.conf").read_text()))
     assert upstream == set(servers)
     assert services["worker"]["command"][0] == "worker"
+    assert services["worker"]["build"]["target"] == "worker"
 
 
 def test_kubernetes_server_probes_hit_real_endpoints_and_secrets_exist() -> None:
@@ -237,5 +241,6 @@ def test_the_systemd_unit_runs_one_worker_per_device_serial() -> None:
     argv = unit_exec_start()
     assert "--label" in argv and "serial=R58M12ABCDE" in argv
     assert argv[argv.index("--target") + 1] == "device"
+    assert argv[argv.index("--device") + 1] == "R58M12ABCDE"
     assert re.search(r"^KillSignal=SIGTERM$", text, re.M)
     assert re.search(r"^\[Install\]\nWantedBy=multi-user.target", text, re.M)
