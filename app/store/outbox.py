@@ -17,9 +17,13 @@ _OWE = """
 INSERT INTO github_outbox AS o (check_key, installation_id, requests)
 VALUES ($1, $2, $3)
 ON CONFLICT (check_key) DO UPDATE SET
-    requests = EXCLUDED.requests, version = o.version + 1, sent = 0, attempts = 0,
-    not_before = now(), last_error = NULL, updated_at = now()
+    requests = EXCLUDED.requests, version = o.version + 1, sent = 0,
+    attempts = o.attempts, not_before = greatest(o.not_before, now()), updated_at = now()
 """
+# A newer state replaces what was owed but keeps the failure streak: after a request that got
+# no answer (a timeout), the older write may still land, so the newer one waits out the same
+# delay and, like any retry, looks on GitHub first (`app/github/outbox.py` `_send`): never a
+# second check run for a create that landed late.
 
 
 async def owe(
