@@ -111,14 +111,15 @@ async def handle_service_error(request: Request, exc: Exception) -> Response:
 
 
 # What a lost database looks like from asyncpg: refused or cut connections, a server that is
-# shutting down or starting. OSError covers a socket that is gone (connection refused, no
-# such Unix socket).
+# shutting down, crashed or starting (SQLSTATE class 57, operator intervention), a protocol
+# state the client lost with its connection. OSError covers a socket that is gone
+# (connection refused, no such Unix socket).
 DATABASE_DOWN: tuple[type[BaseException], ...] = (
     OSError,
     asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
+    asyncpg.OperatorInterventionError,
     asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InternalClientError,
 )
 RETRY_AFTER_S = 1
 

@@ -26,6 +26,9 @@ def test_a_connection_cut_inside_a_transaction_is_a_lost_connection() -> None:
     assert lost_connection(closed)
     assert lost_connection(ConnectionRefusedError(111, "Connection refused"))
     assert lost_connection(asyncpg.CannotConnectNowError("the database system is starting up"))
+    crash = "terminating connection because of crash of another server process"
+    assert lost_connection(asyncpg.CrashShutdownError(crash))
+    assert lost_connection(asyncpg.InternalClientError("unexpected protocol state"))
 
 
 def test_misuse_of_a_connection_is_not() -> None:
