@@ -26,7 +26,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from qgjob.cli.context import call_api, reporting_errors, settings_of
+from qgjob.cli.context import JsonFlag, call_api, reporting_errors, settings_of
 from qgjob.cli.inputs import BadInput, require_text
 from qgjob.cli.output import as_json, format_time, make_console, print_json, success
 from qgjob.client import QgjobClient
@@ -36,7 +36,6 @@ from qgjob.types import BUILD_EXTENSIONS, build_platform_of
 
 app = typer.Typer(help="Upload and inspect app builds.", no_args_is_help=True)
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")]
 HASH_CHUNK_BYTES = 1024 * 1024
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 

@@ -13,7 +13,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -24,6 +24,9 @@ from qgjob.errors import QgjobError, ValidationFailed
 from qgjob.settings import Secret, Settings, SettingsError
 
 T = TypeVar("T")
+
+# The `--json` option of every command that prints an answer.
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")]
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from qgjob.cli.context import call_api, reporting_errors, settings_of
+from qgjob.cli.context import JsonFlag, call_api, reporting_errors, settings_of
 from qgjob.cli.inputs import (
     BadInput,
     exactly_one,
@@ -44,8 +44,6 @@ from qgjob.models import Job, Run
 from qgjob.types import JobStatus, Priority, RunSource, Target
 
 app = typer.Typer()
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")]
 
 
 def _accepted(enum: type[Target] | type[Priority] | type[JobStatus]) -> str:

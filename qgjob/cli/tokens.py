@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from qgjob.cli.context import call_api, reporting_errors, settings_of
+from qgjob.cli.context import JsonFlag, call_api, reporting_errors, settings_of
 from qgjob.cli.inputs import parse_choice, require_text
 from qgjob.cli.output import as_json, info, make_console, print_json, success
 from qgjob.types import Role
@@ -22,7 +22,7 @@ def create(
     name: Annotated[
         str | None, typer.Option("--name", help="A label to recognise the token by.")
     ] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+    json_output: JsonFlag = False,
 ) -> None:
     """Create a token; its raw value is printed this once and cannot be shown again."""
     out = make_console()

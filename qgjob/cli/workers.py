@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from qgjob.cli.context import call_api, reporting_errors, resolve_token, settings_of
+from qgjob.cli.context import JsonFlag, call_api, reporting_errors, resolve_token, settings_of
 from qgjob.cli.executors import (
     ExecutorChoice,
     ExecutorKind,
@@ -42,7 +42,6 @@ from qgjob.worker_api import WorkerApi, WorkerRecord
 
 app = typer.Typer()
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")]
 MAX_CAPACITY = 64
 MAX_CLAIM_WAIT_S = 60.0
 

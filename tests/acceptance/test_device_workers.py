@@ -3,13 +3,11 @@ fake adb, fake npx and the fake BrowserStack: what the worker CLI wires works en
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import pytest
@@ -20,10 +18,12 @@ from tests.standins.browserstack import browserstack_state, create_browserstack_
 from tests.standins.fake_adb import FakeDevice, read_state, write_state
 from tests.support.executors import ADB, NPX, spec, workspace
 from tests.support.servers import child_env
+from tests.support.waiting import eventually
 from tests.support.workers import WorkerProcess
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(180)]
-T = TypeVar("T")
+# Installs and BrowserStack sessions through the stand-ins take a while on a loaded machine.
+WAIT_S = 60
 ORG = "acme"
 
 
@@ -31,19 +31,6 @@ ORG = "acme"
 def settings(settings: Settings) -> Settings:
     # Retries wait a few seconds: time for the second worker to register meanwhile.
     return dataclasses.replace(settings, retry_backoff_s=2.0, max_attempts=5)
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T | None]], *, what: str, timeout_s: float = 60
-) -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def upload_build(api: Api, content: bytes) -> None:
@@ -130,14 +117,16 @@ async def test_an_install_failure_is_retried_on_another_worker(
         )
         return error is not None
 
-    await eventually(first_attempt_failed, what="the install on the full device to fail")
+    await eventually(
+        first_attempt_failed, what="the install on the full device to fail", timeout_s=WAIT_S
+    )
     await start(workers, tmp_path, "healthy", [*common, "--device", "emulator-5556"], env)
 
     async def ended() -> bool:
         status = await pool.fetchval("SELECT status::text FROM jobs WHERE job_id = $1", job_id)
         return status in ("COMPLETED", "FAILED")
 
-    await eventually(ended, what="the job to end")
+    await eventually(ended, what="the job to end", timeout_s=WAIT_S)
     attempts = await pool.fetch(
         """SELECT a.attempt, a.outcome::text, a.error, w.name FROM job_attempts a
            JOIN workers w USING (worker_id) WHERE a.job_id = $1 ORDER BY a.attempt""",
@@ -188,7 +177,9 @@ async def test_a_browserstack_worker_uploads_once_and_records_session_videos(
             )
             return bool(count == 3)
 
-        await eventually(all_completed, what="three BrowserStack jobs to complete")
+        await eventually(
+            all_completed, what="three BrowserStack jobs to complete", timeout_s=WAIT_S
+        )
         state = browserstack_state(fake)
         assert len(state.uploads()) == 1
         assert (

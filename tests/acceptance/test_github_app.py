@@ -37,14 +37,13 @@ from tests.support.github import (
     GitHubRig,
     ScriptedWorker,
     add_commit,
-    eventually,
     fork_pull_request,
     github_settings,
     payload,
-    settled,
 )
 from tests.support.scheduling import whole_keys
 from tests.support.servers import serve_in_loop
+from tests.support.waiting import eventually, soon
 
 pytestmark = pytest.mark.skipif(not OPENAPI.exists(), reason="../shared/github is absent")
 
@@ -108,7 +107,7 @@ async def check_runs(rig: GitHubRig, sha: str, *, count: int, status: str) -> li
         runs = rig.state.check_runs_on(sha)
         return runs if len(runs) >= count and all(r.status == status for r in runs) else None
 
-    return await eventually(settled(check), what=f"{count} check runs {status} on {sha[:7]}")
+    return await eventually(soon(check), what=f"{count} check runs {status} on {sha[:7]}")
 
 
 def repo_payload() -> dict[str, Any]:
@@ -264,7 +263,7 @@ async def test_a_fork_pull_request_waits_for_a_maintainer_then_runs(
         fresh = [r for r in rig.state.check_runs_on(PR_SHA) if r.id != blocked.id]
         return fresh[0] if fresh and fresh[0].status == "completed" else None
 
-    ran = await eventually(settled(approved), what="the approved run's check run")
+    ran = await eventually(soon(approved), what="the approved run's check run")
     assert ran.conclusion == "success"
 
 
@@ -297,7 +296,7 @@ async def test_rerun_failed_runs_only_the_failed_specs(rig: GitHubRig, settings:
         ]
         return runs[0] if runs and runs[0].status == "completed" else None
 
-    assert (await eventually(settled(fixed), what="the re-run's check run")).conclusion == "success"
+    assert (await eventually(soon(fixed), what="the re-run's check run")).conclusion == "success"
 
     # check_suite rerequested: the whole commit again, as a new run.
     suite = copy.deepcopy(payload("check_suite/rerequested"))

@@ -14,11 +14,10 @@ import re
 import shlex
 import signal
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import pytest
@@ -27,11 +26,11 @@ from app.main import create_app
 from qgjob.settings import Secret, Settings
 from tests.conftest import Api
 from tests.support.servers import child_env, free_port, serve_in_loop
+from tests.support.waiting import eventually, soon
 from tests.support.workers import WorkerProcess, run_cli_async
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(120)]
 
-T = TypeVar("T")
 ORG = "acme"
 PY = shlex.quote(sys.executable)
 
@@ -82,20 +81,6 @@ async def fleet(api: Api, tmp_path: Path) -> AsyncIterator[Fleet]:
             await worker.kill9()
 
 
-async def eventually(
-    probe: Callable[[], Awaitable[T | None]], *, what: str, timeout_s: float = 30
-) -> T:
-    """Poll `probe` until it returns something other than None (or False)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await probe()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def submit(api: Api, app_version_id: str, tests: list[str]) -> dict[str, Any]:
     async with api.client(await api.token(ORG)) as client:
         answer = await client.post(
@@ -128,15 +113,6 @@ async def worker_id_of(pool: asyncpg.Pool, name: str) -> uuid.UUID | None:
         "SELECT worker_id FROM workers WHERE name = $1", name
     )
     return found
-
-
-def soon(check: Callable[[], T | None]) -> Callable[[], Awaitable[T | None]]:
-    """A synchronous check as a probe for `eventually`."""
-
-    async def probe() -> T | None:
-        return check()
-
-    return probe
 
 
 def pid_in(path: Path) -> int | None:

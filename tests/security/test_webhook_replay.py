@@ -30,12 +30,11 @@ from tests.support.github import (
     WEBHOOK_SECRET,
     GitHubRig,
     add_commit,
-    eventually,
     github_settings,
     payload,
-    settled,
 )
 from tests.support.servers import serve_in_loop
+from tests.support.waiting import eventually, soon
 
 pytestmark = pytest.mark.skipif(not OPENAPI.exists(), reason="../shared/github is absent")
 
@@ -90,9 +89,7 @@ async def test_replayed_deliveries_are_acted_on_once(
             )
         assert forged.status_code == 401
 
-        await eventually(
-            settled(lambda: state.check_runs_on(PUSH_SHA) or None), what="the check run"
-        )
+        await eventually(soon(lambda: state.check_runs_on(PUSH_SHA) or None), what="the check run")
         assert await pool.fetchval("SELECT count(*) FROM runs") == 1
         assert await pool.fetchval("SELECT count(*) FROM webhook_deliveries") == 1
         assert len(state.check_runs_on(PUSH_SHA)) == 1

@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
@@ -24,6 +23,7 @@ from qgjob.settings import Secret, Settings
 from qgjob.types import Outcome, Target
 from qgjob.worker_api import JobFinished, JobSource, JobStarted, SetupDone, WorkerApi
 from tests.standins.github import FakeGitHub, FakeRepo
+from tests.support.waiting import eventually
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED = (REPO_ROOT / ".." / "shared").resolve()
@@ -34,7 +34,6 @@ WEBHOOK_SECRET = "It's a Secret to Everybody"
 REPO = "Codertocat/Hello-World"
 PUSH_SHA = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"  # push/with-new-branch
 PR_SHA = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"  # pull_request/*, check_suite/rerequested
-T = TypeVar("T")
 
 
 def payload(name: str) -> dict[str, Any]:
@@ -128,27 +127,6 @@ class GitHubRig:
     async def processed(self, delivery_id: str, *, timeout_s: float = 30) -> str:
         return await eventually(lambda: self.outcome(delivery_id), what=f"delivery {delivery_id}",
                                 timeout_s=timeout_s)  # fmt: skip
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T | None]], *, what: str, timeout_s: float = 30
-) -> T:
-    """Poll `probe` until it returns something other than None or False."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await probe()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-def settled(check: Callable[[], T | None]) -> Callable[[], Awaitable[T | None]]:
-    async def probe() -> T | None:
-        return check()
-
-    return probe
 
 
 @dataclass
