@@ -29,15 +29,7 @@ from app.auth import authenticate, require_role
 from app.errors import Conflict, NotFound
 from app.services import Services
 from app.store import events as ev
-from app.store.leases import (
-    StaleLease,
-    UnknownGroup,
-    cancelled_in_group,
-    finish_group_if_done,
-    lock_lease,
-    release_group,
-    renew_lease,
-)
+from app.store.leases import StaleLease, UnknownGroup, release_group, renew_lease
 from app.store.tokens import Principal
 from qgjob.types import Role
 
@@ -98,39 +90,32 @@ async def post_events(request: Request) -> Response:
         for e in body.events
         if isinstance(e, JobFinishedEvent)
     ]
-    setups = [e for e in body.events if isinstance(e, SetupDoneEvent)]
+    setups = [
+        ev.SetupReport(install_ms=e.install_ms, build=e.build)
+        for e in body.events
+        if isinstance(e, SetupDoneEvent)
+    ]
     with lease_errors(group_id):
         async with services.pool.acquire() as conn, conn.transaction():
-            lease = await lock_lease(
-                conn, group_id, body.lease_token, org_scope=principal.org_scope
-            )
-            result = await ev.apply_events(
+            reported = await ev.report_events(
                 conn,
                 group_id=group_id,
+                lease_token=body.lease_token,
+                org_scope=principal.org_scope,
                 started=started,
                 finished=finished,
+                setups=setups,
                 backoff_s=services.settings.retry_backoff_s,
             )
-            for setup in setups:
-                await ev.setup_done(
-                    conn,
-                    result,
-                    group_id=group_id,
-                    worker_id=lease["worker_id"],
-                    install_ms=setup.install_ms,
-                    build=setup.build,
-                )
-            if result.requeued:
-                await conn.execute("SELECT pg_notify('qgjob_pending', '')")
-            cancelled = await cancelled_in_group(conn, group_id)
-            if await finish_group_if_done(conn, group_id):
-                logger.info("group finished group_id=%s", group_id)
+    if reported.group_finished:
+        logger.info("group finished group_id=%s", group_id)
+    result = reported.applied
     _count_results(services, finished, result, group_id=group_id)
     return JSONResponse(
         {
             "applied": result.applied,
             "ignored": result.ignored,
-            "cancelled_job_ids": cancelled,
+            "cancelled_job_ids": reported.cancelled,
         }
     )
 

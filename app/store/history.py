@@ -2,15 +2,14 @@
 
 Per (org, test_path, target) the last `WINDOW` durations of attempts that ran the test and
 the last `WINDOW` outcomes; per (org, target) the last `WINDOW` setup times and the last
-`SCOPE_WINDOW` durations of any spec (the estimate of a spec never seen). One statement per
-events batch, set-based, inside the events transaction; `dispatch.estimates` turns the
-samples into seconds.
+`SCOPE_WINDOW` durations of any spec (the estimate of a spec never seen). Written by the
+statement that records an events batch (set-based, inside the events transaction);
+`dispatch.estimates` turns the samples into seconds.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 
 from app.database import Conn, TxConn
 from dispatch.estimates import EstimateConfig
@@ -18,32 +17,35 @@ from dispatch.estimates import EstimateConfig
 WINDOW = EstimateConfig.window
 SCOPE_WINDOW = EstimateConfig.scope_window
 
-# `r.sample` mirrors dispatch.estimates.counts_as_sample: attempts that ran the test.
-_RECORD_FINISHED = """
-WITH r AS (
-    SELECT j.org_id, j.target, j.test_path, r.outcome, r.duration_ms, r.n,
-           r.outcome IN ('passed', 'flaky', 'failed', 'timed_out') AND r.duration_ms > 0
-               AS sample
-    FROM unnest($1::uuid[], $2::job_outcome[], $3::int[]) WITH ORDINALITY
-             AS r(job_id, outcome, duration_ms, n)
-    JOIN jobs j ON j.job_id = r.job_id
-), spec AS (
+# The history writes as CTEs of the statement that records a batch's results
+# (`app.store.events`), which names a relation `{source}` of (org_id, target, test_path,
+# outcome, duration_ms, n) — the recorded attempts, n their order in the batch — and the
+# parameters holding WINDOW and SCOPE_WINDOW. `sample` mirrors
+# dispatch.estimates.counts_as_sample: attempts that ran the test.
+RECORD_FINISHED_CTES = """
+history_samples AS (
+    SELECT *, outcome IN ('passed', 'flaky', 'failed', 'timed_out') AND duration_ms > 0
+                  AS sample
+    FROM {source}
+), spec_history_written AS (
     INSERT INTO spec_history AS h (org_id, target, test_path, durations_ms, outcomes)
     SELECT org_id, target, test_path,
-           keep_last(coalesce(array_agg(duration_ms ORDER BY n) FILTER (WHERE sample), '{}'), $4),
-           keep_last(array_agg(outcome ORDER BY n), $4)
-    FROM r GROUP BY org_id, target, test_path
+           keep_last(coalesce(array_agg(duration_ms ORDER BY n) FILTER (WHERE sample), '{{}}'),
+                     {window}),
+           keep_last(array_agg(outcome ORDER BY n), {window})
+    FROM history_samples GROUP BY org_id, target, test_path
     ON CONFLICT (org_id, target, test_path) DO UPDATE SET
-        durations_ms = keep_last(h.durations_ms || excluded.durations_ms, $4),
-        outcomes = keep_last(h.outcomes || excluded.outcomes, $4),
+        durations_ms = keep_last(h.durations_ms || excluded.durations_ms, {window}),
+        outcomes = keep_last(h.outcomes || excluded.outcomes, {window}),
         updated_at = now()
-)
-INSERT INTO target_history AS t (org_id, target, durations_ms)
-SELECT org_id, target, keep_last(array_agg(duration_ms ORDER BY n), $5)
-FROM r WHERE sample GROUP BY org_id, target
-ON CONFLICT (org_id, target) DO UPDATE SET
-    durations_ms = keep_last(t.durations_ms || excluded.durations_ms, $5), updated_at = now()
-"""
+), target_history_written AS (
+    INSERT INTO target_history AS t (org_id, target, durations_ms)
+    SELECT org_id, target, keep_last(array_agg(duration_ms ORDER BY n), {scope_window})
+    FROM history_samples WHERE sample GROUP BY org_id, target
+    ON CONFLICT (org_id, target) DO UPDATE SET
+        durations_ms = keep_last(t.durations_ms || excluded.durations_ms, {scope_window}),
+        updated_at = now()
+)"""
 
 _RECORD_SETUP = """
 INSERT INTO target_history AS t (org_id, target, setups_ms)
@@ -51,17 +53,6 @@ SELECT org_id, target, ARRAY[$2::int] FROM groups WHERE group_id = $1 AND $2 > 0
 ON CONFLICT (org_id, target) DO UPDATE SET
     setups_ms = keep_last(t.setups_ms || excluded.setups_ms, $3), updated_at = now()
 """
-
-
-async def record_finished(
-    conn: TxConn,
-    job_ids: Sequence[uuid.UUID],
-    outcomes: Sequence[str],
-    durations_ms: Sequence[int],
-) -> None:
-    """Add the finished attempts of one batch to their specs' history."""
-    if job_ids:
-        await conn.execute(_RECORD_FINISHED, job_ids, outcomes, durations_ms, WINDOW, SCOPE_WINDOW)
 
 
 async def record_setup(conn: TxConn, group_id: uuid.UUID, install_ms: int) -> None:

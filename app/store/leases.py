@@ -221,11 +221,17 @@ async def _take(
     }
 
 
-# A lease is live when its token matches, it is LEASED, and it has not run out.
+# A lease is live when its token matches, it is LEASED, and it has not run out. The same
+# statement reads the jobs of the group that a batch of results names (`$3`): one row per
+# such job, or one row with no job.
 _LOCK_LEASE = """
-SELECT worker_id, org_id FROM groups
-WHERE group_id = $1 AND lease_token = $2 AND status = 'LEASED' AND lease_expires_at > now()
-FOR UPDATE
+WITH lease AS (
+    SELECT worker_id, org_id FROM groups
+    WHERE group_id = $1 AND lease_token = $2 AND status = 'LEASED' AND lease_expires_at > now()
+    FOR UPDATE
+)
+SELECT lease.worker_id, lease.org_id, j.job_id, j.status, j.attempts, j.max_attempts
+FROM lease LEFT JOIN jobs j ON j.job_id = ANY($3::uuid[]) AND j.group_id = $1
 """
 _GROUP_EXISTS = "SELECT 1 FROM groups WHERE group_id = $1 AND ($2::text IS NULL OR org_id = $2)"
 
@@ -238,69 +244,100 @@ class UnknownGroup(LookupError):
     pass
 
 
+@dataclass(frozen=True)
+class LockedLease:
+    """A live lease, its row locked until the transaction ends, and the jobs asked for."""
+
+    worker_id: uuid.UUID
+    org_id: str
+    jobs: dict[uuid.UUID, asyncpg.Record]
+
+
 async def lock_lease(
-    conn: TxConn, group_id: uuid.UUID, lease_token: int, *, org_scope: str | None
-) -> asyncpg.Record:
-    """The live lease row, locked; raises UnknownGroup or StaleLease."""
-    row = await conn.fetchrow(_LOCK_LEASE, group_id, lease_token)
-    if row is not None and (org_scope is None or row["org_id"] == org_scope):
-        return row
+    conn: TxConn,
+    group_id: uuid.UUID,
+    lease_token: int,
+    *,
+    org_scope: str | None,
+    job_ids: Sequence[uuid.UUID] = (),
+) -> LockedLease:
+    """The live lease, locked, with those of `job_ids` that this group holds (status,
+    attempts, max_attempts); raises UnknownGroup or StaleLease."""
+    rows = await conn.fetch(_LOCK_LEASE, group_id, lease_token, list(job_ids))
+    if rows and (org_scope is None or rows[0]["org_id"] == org_scope):
+        jobs = {r["job_id"]: r for r in rows if r["job_id"] is not None}
+        return LockedLease(worker_id=rows[0]["worker_id"], org_id=rows[0]["org_id"], jobs=jobs)
     if await conn.fetchval(_GROUP_EXISTS, group_id, org_scope) is None:
         raise UnknownGroup(str(group_id))
     raise StaleLease(str(group_id))
 
 
 _RENEW = """
-UPDATE groups SET lease_expires_at = now() + make_interval(secs => $2)
-WHERE group_id = $1 RETURNING lease_expires_at
+WITH renewed AS (
+    UPDATE groups SET lease_expires_at = now() + make_interval(secs => $2)
+    WHERE group_id = $1 RETURNING lease_expires_at
+), touched AS (
+    UPDATE workers SET last_heartbeat = now() WHERE worker_id = $3
+)
+SELECT lease_expires_at FROM renewed
 """
-_TOUCH_WORKER = "UPDATE workers SET last_heartbeat = now() WHERE worker_id = $1"
-_CANCELLED_IN_GROUP = "SELECT job_id FROM jobs WHERE group_id = $1 AND status = 'CANCELLED'"
-
-
-async def cancelled_in_group(conn: TxConn, group_id: uuid.UUID) -> list[str]:
-    """Jobs of this group cancelled meanwhile: the worker must stop them."""
-    return [str(r["job_id"]) for r in await conn.fetch(_CANCELLED_IN_GROUP, group_id)]
 
 
 async def renew_lease(
     conn: TxConn, group_id: uuid.UUID, lease_token: int, *, org_scope: str | None, ttl_s: float
 ) -> Wire:
     lease = await lock_lease(conn, group_id, lease_token, org_scope=org_scope)
-    expires = await conn.fetchval(_RENEW, group_id, ttl_s)
-    await conn.execute(_TOUCH_WORKER, lease["worker_id"])
-    cancelled = await cancelled_in_group(conn, group_id)
-    await finish_group_if_done(conn, group_id)
-    return {"lease_expires_at": expires.isoformat(), "cancelled_job_ids": cancelled}
+    expires = await conn.fetchval(_RENEW, group_id, ttl_s, lease.worker_id)
+    settled = await settle_group(conn, group_id)
+    return {"lease_expires_at": expires.isoformat(), "cancelled_job_ids": settled.cancelled}
 
 
-_FINISH_GROUP = """
-UPDATE groups SET status = $2, finished_at = now()
-WHERE group_id = $1 AND status = 'LEASED'
-  AND NOT EXISTS (SELECT 1 FROM jobs WHERE group_id = $1 AND status IN ('ASSIGNED', 'RUNNING'))
-RETURNING worker_id
-"""
-
-
-# A group that ends may change what the policy decides (a slot frees, an org drops below its
-# cap, a key loses a worker): wake the long-polling claims when work is waiting.
-_IDLE_AND_WAKE = """
-WITH idle AS (
+# After writes under a lease, in one statement: the group ends (`$2`) when none of its jobs
+# is still ASSIGNED or RUNNING; its worker is idle again when it holds no other live
+# group; long-polling claims are woken when work waits (a slot frees, an org drops below its
+# cap, a key loses a worker: what the policy decides may change) or when `$3` asks for it
+# (jobs went back to the queue); and the group's jobs cancelled meanwhile are listed.
+_SETTLE_GROUP = """
+WITH done AS (
+    UPDATE groups SET status = $2, finished_at = now()
+    WHERE group_id = $1 AND status = 'LEASED'
+      AND NOT EXISTS (SELECT 1 FROM jobs WHERE group_id = $1 AND status IN ('ASSIGNED', 'RUNNING'))
+    RETURNING worker_id
+), idle AS (
     UPDATE workers w SET status = 'idle'
-    WHERE w.worker_id = $1 AND w.status = 'busy'
-      AND NOT EXISTS (SELECT 1 FROM groups g WHERE g.worker_id = $1 AND g.status = 'LEASED')
+    FROM done
+    WHERE w.worker_id = done.worker_id AND w.status = 'busy'
+      AND NOT EXISTS (SELECT 1 FROM groups g
+                      WHERE g.worker_id = done.worker_id AND g.status = 'LEASED'
+                        AND g.group_id <> $1)
+), woken AS (
+    SELECT pg_notify('qgjob_pending', '')
+    WHERE $3 OR (EXISTS (SELECT 1 FROM done)
+                 AND EXISTS (SELECT 1 FROM jobs WHERE status = 'PENDING'))
 )
-SELECT pg_notify('qgjob_pending', '') FROM (SELECT 1) AS one
-WHERE EXISTS (SELECT 1 FROM jobs WHERE status = 'PENDING')
+SELECT EXISTS (SELECT 1 FROM done) AS finished, (SELECT count(*) FROM woken) AS woken,
+       ARRAY(SELECT job_id::text FROM jobs WHERE group_id = $1 AND status = 'CANCELLED')
+           AS cancelled
 """
+
+
+@dataclass(frozen=True)
+class Settled:
+    finished: bool
+    cancelled: list[str]  # job ids the worker must stop
+
+
+async def settle_group(
+    conn: TxConn, group_id: uuid.UUID, status: str = "FINISHED", *, notify: bool = False
+) -> Settled:
+    """End the group if it is done (see `_SETTLE_GROUP`); its jobs cancelled meanwhile."""
+    row = await conn.fetchrow(_SETTLE_GROUP, group_id, status, notify)
+    assert row is not None
+    return Settled(finished=row["finished"], cancelled=list(row["cancelled"]))
 
 
 async def finish_group_if_done(conn: TxConn, group_id: uuid.UUID, status: str = "FINISHED") -> bool:
-    worker_id = await conn.fetchval(_FINISH_GROUP, group_id, status)
-    if worker_id is None:
-        return False
-    await conn.execute(_IDLE_AND_WAKE, worker_id)
-    return True
+    return (await settle_group(conn, group_id, status)).finished
 
 
 _RELEASE_UNSTARTED = """
@@ -351,10 +388,8 @@ async def release_group(
     else:
         rows = await conn.fetch(_FAIL_ASSIGNED, [group_id], error, backoff_s, ["ASSIGNED"])
     released = [str(r["job_id"]) for r in rows]
-    if released:
-        await conn.execute("SELECT pg_notify('qgjob_pending', '')")
-    finished = await finish_group_if_done(conn, group_id, "RELEASED")
-    return {"released_job_ids": released, "group_finished": finished}
+    settled = await settle_group(conn, group_id, "RELEASED", notify=bool(released))
+    return {"released_job_ids": released, "group_finished": settled.finished}
 
 
 _EXPIRE = """

@@ -43,8 +43,6 @@ from app.store.leases import (
     ClaimRequest,
     StaleLease,
     claim_group,
-    finish_group_if_done,
-    lock_lease,
     reap_expired,
     release_group,
     renew_lease,
@@ -251,25 +249,29 @@ class StoreMachine(RuleBasedStateMachine):
     async def _events(
         self, conn: Any, group_id: uuid.UUID, token: int, which: int, outcome: Outcome | None
     ) -> None:
-        await lock_lease(conn, group_id, token, org_scope=None)
         jobs = await conn.fetch(  # in an order that replays the same (no random ids in it)
             "SELECT a.job_id FROM job_attempts a JOIN jobs j USING (job_id) WHERE a.group_id = $1 "
             "ORDER BY j.created_at, j.test_path",
             group_id,
         )
-        job_id = jobs[which % len(jobs)]["job_id"]
-        if outcome is None:
-            await ev.apply_events(
-                conn, group_id=group_id, started=[job_id], finished=[], backoff_s=0
+        # A group left with no attempt rows (all released) gets a job id it never held.
+        job_id = jobs[which % len(jobs)]["job_id"] if jobs else uuid.UUID(int=which + 1)
+        results = []
+        if outcome is not None:
+            results.append(
+                ev.Finished(
+                    job_id=job_id, outcome=outcome, duration_ms=1, error=None, artifacts={}, log="x"
+                )
             )
-        else:
-            result = ev.Finished(
-                job_id=job_id, outcome=outcome, duration_ms=1, error=None, artifacts={}, log="x"
-            )
-            await ev.apply_events(
-                conn, group_id=group_id, started=[job_id], finished=[result], backoff_s=0
-            )
-        await finish_group_if_done(conn, group_id)
+        await ev.report_events(  # what the events endpoint runs
+            conn,
+            group_id=group_id,
+            lease_token=token,
+            org_scope=None,
+            started=[job_id],
+            finished=results,
+            backoff_s=0,
+        )
 
     async def _snapshot(self) -> list[str]:
         rows = []
