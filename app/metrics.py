@@ -40,7 +40,7 @@ LIVE_STATUSES = ("PENDING", "ASSIGNED", "RUNNING")
 WORKER_STATUSES = ("idle", "busy", "draining", "offline")
 
 # One round trip; every branch reads only live rows, each through a partial index whose
-# predicate it repeats exactly (jobs_pending, jobs_group_live, groups_*_live): a single
+# predicate it repeats exactly (jobs_pending_key, jobs_group_live, groups_*_live): a single
 # `status IN (all three)` would match neither index and scan the whole job history. PENDING
 # is the sum of the queue rows.
 _SNAPSHOT = """

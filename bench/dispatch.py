@@ -9,6 +9,9 @@
 2. End to end: 4 `qgjob worker` processes running `true` per job, HTTP included; runs of
    1,000 tests over 4 app versions; from the first submit to all jobs terminal (polling
    /v1/stats every 100 ms) (target >= 1,500 jobs/s), with the CPU used by each party.
+   Before it, the ceiling of any design that starts a process per job on this machine:
+   4 processes doing nothing but start `/bin/sh -c true` one after another (what a worker
+   starts for `--command true`), with no server, database or HTTP.
 3. Store vs PgQueuer, on one PostgreSQL (a fresh embedded one, or QGJOB_DATABASE_URL), each
    in a database of its own. Each side first enqueues and drains N/2 jobs, not timed, so
    that the timed drain runs on tables, planner statistics and caches of a queue in
@@ -39,6 +42,7 @@ import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import AsyncExitStack
 from functools import partial
 from importlib import metadata
@@ -125,6 +129,30 @@ async def job_counts(http: httpx.AsyncClient) -> dict[str, int]:
     answer = (await http.get("/v1/stats")).json()
     counts: dict[str, int] = {**answer["jobs"], "active_workers": answer["workers"]["active"]}
     return counts
+
+
+def _spawn_for(seconds: float) -> int:
+    """How many `/bin/sh -c true` this process starts and reaps one after another."""
+    count = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        subprocess.run(
+            ["/bin/sh", "-c", "true"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            check=True,
+        )
+        count += 1
+    return count
+
+
+def spawn_ceiling(*, processes: int, seconds: float) -> Figures:
+    """Processes started per second by `processes` processes that do nothing else."""
+    with ProcessPoolExecutor(processes) as pool:
+        counts = list(pool.map(_spawn_for, [seconds] * processes))
+    return {"processes": processes, "per_s": round(sum(counts) / seconds, 1)}
 
 
 async def end_to_end(server: Server, *, workers: int, runs: int, tests: int) -> Figures:
@@ -369,6 +397,7 @@ def main() -> None:
                     dispatch_latency(server, warmup=iterations[0], iterations=iterations[1])
                 )
             if "e2e" in parts:
+                figures["spawn_ceiling"] = spawn_ceiling(processes=4, seconds=3.0)
                 tests = 250 if args.quick else 1000
                 figures["e2e"] = asyncio.run(end_to_end(server, workers=4, runs=4, tests=tests))
     if "store" in parts:
@@ -397,6 +426,8 @@ def render(f: Figures) -> list[str]:
             f"  {e2e['jobs']} jobs in {e2e['seconds']} s = {e2e['jobs_per_s']} jobs/s  (target "
             f">= 1500); runs all accepted after {e2e['all_runs_accepted_s']} s; "
             f"failed {e2e['failed']}; worker exit codes {e2e['worker_exit_codes']}",
+            f"  ceiling with a process per job here: {f['spawn_ceiling']['processes']} processes "
+            f"that only start `sh -c true` reach {f['spawn_ceiling']['per_s']}/s",
             f"  CPU s: server {cpu['server']}, workers with their shells {cpu['workers']}, "
             f"postgres {cpu['postgres']}; 2 cores x wall = {cpu['two_cores_x_wall']}",
             "  CPU ms per job: "
