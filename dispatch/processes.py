@@ -5,12 +5,6 @@ A test command starts helpers (emulators, Appium, node workers) that outlive a p
 (`start_new_session=True`), and stopping it signals the whole group: SIGTERM, then SIGKILL
 after a grace period. Whether the group still has live members is read from `/proc`, because
 orphans that no init reaps stay behind as zombies and would look alive to `kill(-pgid, 0)`.
-
-The event loop learns that a command exited from a pidfd (`Child`): the process is started
-with `subprocess.Popen` (vfork + exec) and its pidfd becomes readable when it exits. asyncio's
-own subprocesses on Python 3.11 wait in a thread per child and wrap it in a transport, which
-cost the worker about four times the CPU of the child's own start on the short jobs of
-`bench/dispatch.py`. Where pidfds are missing (not Linux, kernel < 5.3) a thread waits.
 """
 
 from __future__ import annotations
@@ -19,14 +13,13 @@ import asyncio
 import logging
 import os
 import signal
-import subprocess
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import BinaryIO
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +105,16 @@ async def run_argv(
     # open, and asyncio reports a process as exited only once its pipes are closed.
     with tempfile.TemporaryFile(prefix="qgjob-output-") as output:
         started = time.monotonic()
-        proc = Child.start(argv, executable=executable, env=env, cwd=cwd, output=output)
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            executable=executable,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=output,
+            stderr=asyncio.subprocess.STDOUT,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+        )
         try:
             stopped = await _wait(proc, timeout_s=timeout_s, cancel=cancel)
             duration_ms = int((time.monotonic() - started) * 1000)
@@ -132,70 +134,8 @@ async def run_argv(
         )
 
 
-class Child:
-    """A started process and its exit, awaitable from the event loop (see the module
-    docstring). `wait()` may be awaited again, also after a waiter was cancelled."""
-
-    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
-        self.popen = popen
-        self.pid = popen.pid
-        loop = asyncio.get_running_loop()
-        self._exited: asyncio.Future[int] = loop.create_future()
-        try:
-            pidfd = os.pidfd_open(popen.pid)
-        except (AttributeError, OSError):  # no pidfds here: a thread waits instead
-            waiting = loop.run_in_executor(None, popen.wait)
-            waiting.add_done_callback(self._waited)
-            return
-        loop.add_reader(pidfd, self._readable, loop, pidfd)
-
-    @classmethod
-    def start(
-        cls,
-        argv: Sequence[str],
-        *,
-        executable: str,
-        env: Mapping[str, str],
-        cwd: Path | None,
-        output: IO[bytes],
-    ) -> Child:
-        """Start `argv` as the leader of a new session, stdout and stderr into `output`."""
-        popen = subprocess.Popen(
-            list(argv),
-            executable=executable,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=dict(env),
-            cwd=cwd,
-            start_new_session=True,
-        )
-        return cls(popen)
-
-    def _readable(self, loop: asyncio.AbstractEventLoop, pidfd: int) -> None:
-        code = self.popen.poll()  # reaps it; None cannot happen once the pidfd is readable
-        if code is None:
-            return
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
-        if not self._exited.done():
-            self._exited.set_result(code)
-
-    def _waited(self, waiting: asyncio.Future[int]) -> None:
-        if self._exited.done():
-            return
-        if (error := waiting.exception()) is not None:
-            self._exited.set_exception(error)
-        else:
-            self._exited.set_result(waiting.result())
-
-    async def wait(self) -> int:
-        """The exit code, negative (-signal) when a signal ended it."""
-        return await asyncio.shield(self._exited)
-
-
 async def _wait(
-    proc: Child, *, timeout_s: float | None, cancel: asyncio.Event | None
+    proc: asyncio.subprocess.Process, *, timeout_s: float | None, cancel: asyncio.Event | None
 ) -> Stop | None:
     """Wait for the leader to exit; the reason to stop it instead, if one comes first."""
     ended = asyncio.ensure_future(proc.wait())
