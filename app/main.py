@@ -159,6 +159,7 @@ async def running_services(
                 async with running_github(
                     settings,
                     pool,
+                    dsn=dsn,
                     details_url=github_details_url or signed_run_links(settings),
                     transport=MeteredTransport(metrics),
                 ) as github:

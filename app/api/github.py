@@ -4,7 +4,9 @@ The signature is checked on the raw body in constant time (401), then the header
 (400); a body past 25 MB is refused (413). A delivery of an event the App handles is
 committed to the inbox before the 202, so it survives a crash right after the answer; a
 repeated `X-GitHub-Delivery` is acknowledged and ignored; other events are recorded as
-ignored. The work happens in the inbox loop (`app/github/inbox.py`).
+ignored. Deliveries arriving together share one INSERT, and the inbox loop
+(`app/github/inbox.py`), which does the work, steps back while they arrive
+(`app/github/intake.py`).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from starlette.responses import JSONResponse, Response
 
 from app.api.bodies import read_body
 from app.errors import BadRequest, Unauthorized, error_response
+from app.github.service import GitHubApp
 from app.services import Services
-from app.store.deliveries import record_delivery
+from app.store.deliveries import NewDelivery
 from github_app.errors import InvalidSignature, MalformedDelivery
 from github_app.events import parse_delivery
 from github_app.signatures import SIGNATURE_HEADER, verify_signature
@@ -39,6 +42,11 @@ async def receive_webhook(request: Request) -> Response:
             "the GitHub App is not configured on this server; set QGJOB_GITHUB_APP_ID, "
             "QGJOB_GITHUB_PRIVATE_KEY_PATH and QGJOB_GITHUB_WEBHOOK_SECRET",
         )
+    with github.intake.receiving():
+        return await _acknowledge(request, services, github)
+
+
+async def _acknowledge(request: Request, services: Services, github: GitHubApp) -> Response:
     deliveries = services.metrics.webhook_deliveries
     body = await read_body(request, limit=MAX_WEBHOOK_BYTES)
     try:
@@ -53,14 +61,16 @@ async def receive_webhook(request: Request) -> Response:
         deliveries.labels(event="unverified", outcome="error").inc()
         raise BadRequest(str(exc), code="malformed_delivery") from exc
     handled = github.router.handles(event)
-    fresh = await record_delivery(
-        services.pool,
-        delivery_id=event.delivery_id,
-        event=event.name,
-        action=event.action,
-        installation_id=event.installation_id,
-        body=body if handled else None,
-        outcome=None if handled else f"ignored: {event.name}.{event.action or '-'} is not handled",
+    ignored = f"ignored: {event.name}.{event.action or '-'} is not handled"
+    fresh = await github.intake.record(
+        NewDelivery(
+            delivery_id=event.delivery_id,
+            event=event.name,
+            action=event.action,
+            installation_id=event.installation_id,
+            body=body if handled else None,
+            outcome=None if handled else ignored,
+        )
     )
     if fresh and handled:
         github.inbox_wakeups.wake()

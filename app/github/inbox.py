@@ -36,7 +36,8 @@ _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutErr
 
 async def process_forever(app: GitHubApp, *, slots: int) -> None:
     """Keep up to `slots` deliveries in work: one claim query per wake-up (not one per slot),
-    each delivery in its own task, a finished one waking the loop to claim the next."""
+    each delivery in its own task, a finished one waking the loop to claim the next. While
+    the webhook route is acknowledging deliveries, only one (`app/github/intake.py`)."""
     working: set[asyncio.Task[None]] = set()
 
     def finished(task: asyncio.Task[None]) -> None:
@@ -47,11 +48,12 @@ async def process_forever(app: GitHubApp, *, slots: int) -> None:
         while True:
             woken = app.inbox_wakeups.current()
             claimed = []
-            if len(working) < slots:
+            allowed = app.intake.slots(slots)
+            if len(working) < allowed:
                 try:
                     async with app.pool.acquire() as conn:
                         claimed = await claim_deliveries(
-                            conn, limit=slots - len(working), lease_s=LEASE_S
+                            conn, limit=allowed - len(working), lease_s=LEASE_S
                         )
                 except _DB_ERRORS as exc:
                     logger.warning("inbox could not run: %s", exc)
@@ -60,7 +62,10 @@ async def process_forever(app: GitHubApp, *, slots: int) -> None:
                 working.add(task)
                 task.add_done_callback(finished)
             if not claimed:
-                await app.inbox_wakeups.wait(woken, app.settings.github_poll_interval_s)
+                wait_s = app.settings.github_poll_interval_s
+                if allowed < slots:  # look again once the burst may be over
+                    wait_s = min(wait_s, app.intake.quiet_s)
+                await app.inbox_wakeups.wait(woken, wait_s)
     finally:
         for task in working:
             task.cancel()

@@ -1,8 +1,9 @@
 """`GitHubApp`: what the service holds when the GitHub App is configured, and its loops.
 
-`running_github(settings, pool)` yields None when the App is not configured (the webhook
-route then answers 503 and no loop starts); otherwise a `GitHubApp` whose inbox, tracker and
-outbox loops run until the context exits.
+`running_github(settings, pool, dsn=…)` yields None when the App is not configured (the
+webhook route then answers 503 and no loop starts); otherwise a `GitHubApp` whose inbox,
+tracker and outbox loops run until the context exits, and whose `intake` records deliveries
+for the webhook route through a small pool of its own.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 import asyncpg
 import httpx
 
+from app.database import create_pool
+from app.github.intake import WRITERS, Intake
 from app.wakeups import Wakeups
 from github_app.client import GitHubClient
 from github_app.routing import Router
@@ -51,6 +54,12 @@ class GitHubApp:
     outbox_wakeups: Wakeups = field(default_factory=Wakeups)
     clock: Callable[[], float] = time.time
     router: Router = field(default_factory=Router)  # filled by `running_github`
+    # The webhook route's own connections (`running_github`); `pool` when there are none.
+    ack_pool: asyncpg.Pool | None = None
+    intake: Intake = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.intake = Intake(self.ack_pool if self.ack_pool is not None else self.pool)
 
     @property
     def webhook_secret(self) -> str:
@@ -82,6 +91,7 @@ async def running_github(
     settings: Settings,
     pool: asyncpg.Pool,
     *,
+    dsn: str,
     details_url: DetailsUrl | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[GitHubApp | None]:
@@ -103,11 +113,16 @@ async def running_github(
         transport=transport,
         timeout_s=settings.github_timeout_s,
     )
+    # The route's INSERTs never wait for a connection behind the loops' work (the outbox
+    # holds one across a GitHub request). Its connections stay open when idle, so a burst
+    # after a quiet hour does not begin by connecting.
+    ack_pool = await create_pool(dsn, size=WRITERS, max_inactive_connection_lifetime=0)
     app = GitHubApp(
         settings=settings,
         pool=pool,
         client=client,
         details_url=details_url or default_details_url(settings.details_base_url),
+        ack_pool=ack_pool,
     )
     app.router = build_router(app)
     tasks = [asyncio.create_task(track_forever(app), name="github-tracker")]
@@ -125,3 +140,5 @@ async def running_github(
         await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await client.aclose()
+        await app.intake.aclose()
+        await ack_pool.close()

@@ -1,9 +1,10 @@
 """The webhook inbox and the App's installations.
 
 A delivery is inserted before the route answers 202 (`X-GitHub-Delivery` is the primary key,
-so a repeat inserts nothing); the inbox loop leases due deliveries with `FOR UPDATE SKIP
-LOCKED` and a `locked_until`, so several replicas share the work and a delivery whose
-processor died is taken again once its lease lapses.
+so a repeat inserts nothing; deliveries that arrive together share one INSERT); the inbox
+loop leases due deliveries with `FOR UPDATE SKIP LOCKED` and a `locked_until`, so several
+replicas share the work and a delivery whose processor died is taken again once its lease
+lapses.
 """
 
 from __future__ import annotations
@@ -15,29 +16,47 @@ import asyncpg
 
 from app.database import Conn
 
+
+@dataclass(frozen=True)
+class NewDelivery:
+    """A delivery as the webhook route records it; no body for an event we do not handle."""
+
+    delivery_id: str
+    event: str
+    action: str | None
+    installation_id: int | None
+    body: bytes | None
+    outcome: str | None = None
+
+
+# One statement for a batch of deliveries; `clock_timestamp()` per row keeps their order for
+# the inbox (which takes the oldest first) where `now()` would give them one time.
 _RECORD = """
 INSERT INTO webhook_deliveries (delivery_id, event, action, installation_id, body,
-                                processed_at, outcome)
-VALUES ($1, $2, $3, $4, $5, CASE WHEN $5::bytea IS NULL THEN now() END, $6)
+                                received_at, processed_at, outcome)
+SELECT d.delivery_id, d.event, d.action, d.installation_id, d.body, clock_timestamp(),
+       CASE WHEN d.body IS NULL THEN now() END, d.outcome
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bytea[], $6::text[])
+     WITH ORDINALITY AS d (delivery_id, event, action, installation_id, body, outcome, n)
+ORDER BY d.n
 ON CONFLICT (delivery_id) DO NOTHING
 RETURNING delivery_id
 """
 
 
-async def record_delivery(
-    conn: Conn,
-    *,
-    delivery_id: str,
-    event: str,
-    action: str | None,
-    installation_id: int | None,
-    body: bytes | None,
-    outcome: str | None = None,
-) -> bool:
-    """Record a delivery; False when this delivery id was seen before. A delivery without a
-    body (an event we do not handle) is recorded as processed already."""
-    row = await conn.fetchval(_RECORD, delivery_id, event, action, installation_id, body, outcome)
-    return row is not None
+async def record_deliveries(conn: Conn, deliveries: Sequence[NewDelivery]) -> set[str]:
+    """Record deliveries (distinct ids) in one statement; returns the ids not seen before. A
+    delivery without a body (an event we do not handle) is recorded as processed already."""
+    rows = await conn.fetch(
+        _RECORD,
+        [d.delivery_id for d in deliveries],
+        [d.event for d in deliveries],
+        [d.action for d in deliveries],
+        [d.installation_id for d in deliveries],
+        [d.body for d in deliveries],
+        [d.outcome for d in deliveries],
+    )
+    return {row["delivery_id"] for row in rows}
 
 
 @dataclass(frozen=True)
