@@ -15,13 +15,13 @@ no device, a failed upload), raise `InfrastructureError`: the run broke, no test
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from dispatch.errors import InfrastructureError
+from qgjob.text import strip_ansi
 from qgjob.types import Outcome
 
 __all__ = [
@@ -35,8 +35,6 @@ __all__ = [
     "strip_ansi",
 ]
 
-# CSI sequences (colours, cursor moves) and OSC sequences (hyperlinks) as terminals emit them.
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 MAX_ERROR_CHARS = 8000
 _TITLE_SEPARATOR = " › "  # Playwright's own separator between describe titles and test title.
 # When a spec holds several tests, the one that decides the spec's outcome, strongest first.
@@ -105,11 +103,6 @@ class Report:
             if wanted == relative or wanted == PurePosixPath(self.root_dir) / relative:
                 return spec
         return None
-
-
-def strip_ansi(text: str) -> str:
-    """`text` without terminal escape sequences (Playwright colours its error messages)."""
-    return _ANSI.sub("", text)
 
 
 def read_report(path: Path) -> Report:

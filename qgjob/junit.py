@@ -23,12 +23,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from qgjob.text import strip_ansi
 from qgjob.types import Outcome, Target
 
 __all__ = ["JUnitCase", "render_junit"]
 
-# CSI sequences (colours, cursor moves) and OSC sequences (hyperlinks) as terminals emit them.
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 # Characters XML 1.0 forbids even when escaped (ElementTree would write them verbatim).
 _XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 MAX_MESSAGE_CHARS = 500
@@ -93,7 +92,7 @@ def _testcase(case: JUnitCase) -> ET.Element:
         ET.SubElement(properties, "property", name="attempts", value=str(case.attempts))
         if case.log_url:
             ET.SubElement(properties, "property", name="log_url", value=_clean(case.log_url))
-    error = _clean(_ANSI.sub("", case.error or "")).strip()
+    error = _clean(strip_ansi(case.error or "")).strip()
     message = _first_line(error)
     outcome = case.outcome
     if outcome in (Outcome.FAILED, Outcome.TIMED_OUT):
