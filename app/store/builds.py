@@ -11,6 +11,7 @@ past the configured wait the sweep here fails it with a message that says how to
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,17 +71,28 @@ async def get_build(conn: Conn, org_id: str, app_version_id: str) -> Wire | None
     return None if row is None else to_build_wire(dict(row))
 
 
-async def claimed_build(conn: Conn, org_id: str, app_version_id: str) -> Wire | None:
-    """The build as a claim hands it to a worker (`ClaimedBuild` on the wire), or None."""
-    build = await get_build(conn, org_id, app_version_id)
-    if build is None:
+# The build a claim hands over, as one JSON text: a claim reads it in the same statement
+# that takes the jobs (`app.store.leases`), `$1`/`$2` being the org and app version.
+CLAIMED_BUILD_JSON = """(
+    SELECT json_build_object(
+        'app_version_id', b.app_version_id, 'sha256', b.sha256, 'size', b.size,
+        'filename', b.filename, 'platform', b.platform, 'stored', b.storage_key IS NOT NULL,
+        'external_url', b.external_url)::text
+    FROM builds b WHERE b.org_id = $1 AND b.app_version_id = $2
+)"""
+
+
+def claimed_build(org_id: str, found: str | None) -> Wire | None:
+    """The build as a claim hands it to a worker (`ClaimedBuild` on the wire), from what
+    CLAIMED_BUILD_JSON found, or None."""
+    if found is None:
         return None
-    fields = ("app_version_id", "sha256", "size", "filename", "platform")
-    return {
-        **{name: build[name] for name in fields},
-        "download_path": build["download_path"],
-        "external_url": build["external_url"],
-    }
+    build: Wire = json.loads(found)
+    stored = build.pop("stored")
+    build["download_path"] = (
+        download_path(org_id, build["app_version_id"], build["sha256"]) if stored else None
+    )
+    return build
 
 
 _LOCK_EXISTING = _GET + " FOR UPDATE"

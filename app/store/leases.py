@@ -19,7 +19,7 @@ import asyncpg
 
 from app.database import Conn, TxConn
 from app.policy import Policy
-from app.store.builds import claimed_build
+from app.store.builds import CLAIMED_BUILD_JSON, claimed_build
 from app.store.jobs import Wire, to_wire
 from app.store.queue import Loaded, Scope, load_snapshot
 from dispatch.scheduling import ClaimDecision, QueueSnapshot, WorkerView, decide_claim
@@ -47,7 +47,7 @@ RETURNING w.capacity, w.org_id, w.status, w.ready_builds, w.needs_build,
 # Take exactly the jobs the policy chose (still PENDING, and the org still under its cap),
 # open the group and its attempt rows, and mark the worker busy, in one statement. Nothing
 # is opened when no job could be taken.
-_TAKE_JOBS = """
+_TAKE_JOBS = f"""
 WITH picked AS (
     SELECT j.job_id, r.expected_ms FROM jobs j
     JOIN unnest($4::uuid[], $9::int[]) AS r(job_id, expected_ms) ON r.job_id = j.job_id
@@ -69,14 +69,14 @@ WITH picked AS (
                         lease_expires_at)
     SELECT $5, $1, $2, $3, $7, $6, nextval('lease_token_seq'), now() + make_interval(secs => $8)
     WHERE EXISTS (SELECT 1 FROM taken)
-    RETURNING lease_token, lease_expires_at
+    RETURNING lease_token, lease_expires_at, {CLAIMED_BUILD_JSON} AS build
 ), busy AS (
     UPDATE workers SET status = CASE WHEN status = 'draining' THEN status ELSE 'busy' END,
                        last_heartbeat = now()
     WHERE worker_id = $6 AND EXISTS (SELECT 1 FROM taken)
 )
 SELECT t.job_id, t.test_path, t.attempts, t.run_id,
-       l.lease_token, l.lease_expires_at, r.repo, r.ref, r.head_sha
+       l.lease_token, l.lease_expires_at, l.build, r.repo, r.ref, r.head_sha
 FROM taken t CROSS JOIN lease l LEFT JOIN runs r ON r.run_id = t.run_id
 """
 
@@ -217,7 +217,7 @@ async def _take(
         "target": key.target.value,
         "jobs": job_wire,
         "source": job_wire[0]["source"] if len(distinct_sources) == 1 else None,
-        "build": await claimed_build(conn, key.org_id, key.app_version_id),  # builds
+        "build": claimed_build(key.org_id, lease["build"]),
     }
 
 
