@@ -74,6 +74,7 @@ class PullRequestEvent(Event):
     base_ref: str
     base_repo_full_name: str
     draft: bool
+    merged: bool = False  # for action == "closed": merged, or closed without merging
 
     @property
     def is_fork(self) -> bool:
@@ -211,6 +212,7 @@ def _pull_request(payload: Mapping[str, Any], base: dict[str, Any]) -> Event:
         base_ref=_req_str(payload, "pull_request.base.ref"),
         base_repo_full_name=_req_str(payload, "pull_request.base.repo.full_name"),
         draft=_bool(payload, "pull_request.draft"),
+        merged=_bool(payload, "pull_request.merged"),
     )
 
 

@@ -9,12 +9,20 @@ the App was installed before the service was deployed) and active.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from contextvars import ContextVar
 
 from app.github.service import GitHubApp
 from app.github.triggers import Trigger, start_run
-from app.store.checkruns import blocked_check_runs, find_check_run, github_run, specs_of
+from app.store.checkruns import (
+    blocked_check_runs,
+    close_pull_request,
+    find_check_run,
+    github_run,
+    specs_of,
+)
 from app.store.deliveries import InstallationRow, get_installation, save_installation
+from app.store.jobs import cancel_run
 from app.store.outbox import drop_installation
 from github_app.checks import RERUN_FAILED
 from github_app.errors import NotFound
@@ -29,6 +37,7 @@ from github_app.events import (
 from github_app.routing import Router
 from qgjob.types import Target
 
+logger = logging.getLogger(__name__)
 _notes: ContextVar[list[str]] = ContextVar("github_handler_notes")
 
 
@@ -66,6 +75,10 @@ def build_router(app: GitHubApp) -> Router:
         @router.register("pull_request", action=action)
         async def pull_request(event: PullRequestEvent) -> None:
             note(await on_pull_request(app, event))
+
+    @router.register("pull_request", action="closed")
+    async def pull_request_closed(event: PullRequestEvent) -> None:
+        note(await on_pull_request_closed(app, event))
 
     for action in ("requested", "rerequested"):
 
@@ -161,6 +174,29 @@ async def on_pull_request(app: GitHubApp, event: PullRequestEvent) -> str:
         is_fork=event.is_fork, fork_repo=event.head_repo_full_name if event.is_fork else None,
     )  # fmt: skip
     return await start_run(app, trigger)
+
+
+async def on_pull_request_closed(app: GitHubApp, event: PullRequestEvent) -> str:
+    """Closed, merged or not: its jobs still to run are cancelled, the same way a newer push
+    supersedes a run, and its check runs complete `cancelled` saying so."""
+    installation = await active_installation(app, event.installation_id)
+    if installation is None:
+        return _inactive(event)
+    merged = " (merged)" if event.merged else ""
+    reason = f"pull request #{event.number} was closed{merged}"
+    async with app.pool.acquire() as conn, conn.transaction():
+        ended = await close_pull_request(
+            conn, repo=event.base_repo_full_name, pr_number=event.number,
+            head_sha=event.head_sha, head_ref=event.head_ref, reason=reason,
+        )  # fmt: skip
+        cancelled = sum([await cancel_run(conn, run_id, org_scope=None) for run_id in ended])
+    if not ended:
+        return f"closed: pull request #{event.number} has no run in progress"
+    logger.info(
+        "pull request closed repo=%s pr=%d runs=%d jobs_cancelled=%d",
+        event.base_repo_full_name, event.number, len(ended), cancelled,
+    )  # fmt: skip
+    return f"closed: pull request #{event.number}, {len(ended)} runs cancelled ({cancelled} jobs)"
 
 
 async def on_check_suite(app: GitHubApp, event: CheckSuiteEvent) -> str:

@@ -16,7 +16,11 @@ import asyncpg
 
 from app.database import Conn, TxConn
 
-_COMMIT_HAS_RUN = "SELECT EXISTS (SELECT 1 FROM github_runs WHERE repo = $1 AND head_sha = $2)"
+# A run its pull request's close ended does not count: reopening the pull request runs again.
+_COMMIT_HAS_RUN = """
+SELECT EXISTS (SELECT 1 FROM github_runs
+               WHERE repo = $1 AND head_sha = $2 AND ended IS DISTINCT FROM 'closed')
+"""
 
 
 async def commit_has_run(conn: Conn, *, repo: str, head_sha: str) -> bool:
@@ -62,8 +66,8 @@ WHERE g.repo = $1 AND g.superseded_by IS NULL AND g.head_sha <> $3
               AND j.status IN ('PENDING', 'ASSIGNED', 'RUNNING'))
 RETURNING g.run_id
 """
-_MARK_SUPERSEDED = """
-UPDATE github_check_runs SET reason = $2
+_MARK_ENDED = """
+UPDATE github_check_runs SET reason = $2, timed_out = $3
 WHERE run_id = ANY($1::uuid[]) AND state <> 'completed'
 """
 
@@ -77,8 +81,39 @@ async def supersede_runs(
         return []
     rows = await conn.fetch(_SUPERSEDE, repo, branch, head_sha, pr_number)
     run_ids = [r["run_id"] for r in rows]
+    await mark_ended(conn, run_ids, reason=f"superseded by {head_sha[:7]}")
+    return run_ids
+
+
+async def mark_ended(
+    conn: Conn, run_ids: list[uuid.UUID], *, reason: str, timed_out: bool = False
+) -> None:
+    """The check runs of these runs complete `cancelled` (or `timed_out`) saying `reason`
+    once their jobs have all ended; the caller cancels the jobs."""
     if run_ids:
-        await conn.execute(_MARK_SUPERSEDED, run_ids, f"superseded by {head_sha[:7]}")
+        await conn.execute(_MARK_ENDED, run_ids, reason, timed_out)
+
+
+# The live runs of a pull request, and the run of its head commit on its head branch: for a
+# pull request within the repository GitHub sends a push and a pull_request for the same
+# commit, and whichever came first made the one run of that commit.
+_CLOSE_PULL_REQUEST = """
+UPDATE github_runs g SET ended = 'closed'
+WHERE g.repo = $1 AND g.ended IS NULL AND g.superseded_by IS NULL
+  AND (g.pr_number = $2 OR (g.pr_number IS NULL AND g.head_sha = $3 AND g.branch = $4))
+  AND EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = g.run_id
+              AND j.status IN ('PENDING', 'ASSIGNED', 'RUNNING'))
+RETURNING g.run_id
+"""
+
+
+async def close_pull_request(
+    conn: TxConn, *, repo: str, pr_number: int, head_sha: str, head_ref: str, reason: str
+) -> list[uuid.UUID]:
+    """Mark the pull request's live runs ended by its close; the caller cancels their jobs."""
+    rows = await conn.fetch(_CLOSE_PULL_REQUEST, repo, pr_number, head_sha, head_ref)
+    run_ids = [r["run_id"] for r in rows]
+    await mark_ended(conn, run_ids, reason=reason)
     return run_ids
 
 

@@ -244,6 +244,80 @@ async def test_a_new_push_to_the_branch_supersedes_the_older_run(rig: GitHubRig)
     assert (await rig.processed("suite")).startswith("skipped")
 
 
+def closed_pull_request(*, merged: bool) -> dict[str, Any]:
+    """`pull_request/closed`, derived from the recorded `opened` one (same pull request)."""
+    data = copy.deepcopy(payload("pull_request/opened"))
+    data["action"] = "closed"
+    pull = data["pull_request"]
+    pull.update(state="closed", closed_at="2019-05-15T15:21:00Z", merged=merged)
+    if merged:
+        pull.update(merged_at="2019-05-15T15:21:00Z", merge_commit_sha="c" * 40)
+    return data
+
+
+@pytest.mark.parametrize("merged", [False, True])
+async def test_a_closed_pull_request_cancels_its_run_and_a_reopen_runs_again(
+    rig: GitHubRig, settings: Settings, merged: bool
+) -> None:
+    await rig.deliver("pull_request", payload("pull_request/opened"), delivery_id="opened")
+    assert (await rig.processed("opened")).startswith("run ")
+    (queued,) = await check_runs(rig, PR_SHA, count=1, status="queued")
+    # Another pull request's run is left alone.
+    other = copy.deepcopy(payload("pull_request/opened"))
+    other["number"] = other["pull_request"]["number"] = 99
+    other["pull_request"]["head"].update(sha=PUSH_SHA, ref="master")
+    await rig.deliver("pull_request", other, delivery_id="other")
+    assert (await rig.processed("other")).startswith("run ")
+
+    closed = closed_pull_request(merged=merged)
+    await rig.deliver("pull_request", closed, delivery_id="closed")
+    assert (await rig.processed("closed")).startswith("closed: pull request #2, 1 runs")
+    (done,) = await check_runs(rig, PR_SHA, count=1, status="completed")
+    assert done.id == queued.id and done.conclusion == "cancelled"
+    reason = "pull request #2 was closed" + (" (merged)" if merged else "")
+    assert done.output["title"] == f"Cancelled: {reason}"
+    assert reason in done.output["summary"]
+    statuses = await rig.pool.fetch(
+        "SELECT r.head_sha, array_agg(DISTINCT j.status::text) AS statuses "
+        "FROM jobs j JOIN runs r USING (run_id) GROUP BY r.head_sha"
+    )
+    assert {r["head_sha"]: r["statuses"] for r in statuses} == {
+        PR_SHA: ["CANCELLED"], PUSH_SHA: ["PENDING"],
+    }  # fmt: skip
+    # A worker gets nothing of the closed pull request, only the other one's specs.
+    worker = ScriptedWorker(rig.service_url, await worker_token(rig, settings))
+    assert await worker.run_until_idle() == 3
+    # A second close (a redelivered one under a new id) has nothing left to cancel.
+    await rig.deliver("pull_request", closed, delivery_id="closed-again")
+    assert await rig.processed("closed-again") == "closed: pull request #2 has no run in progress"
+
+    reopened = copy.deepcopy(payload("pull_request/reopened"))
+    reopened["pull_request"]["head"]["sha"] = PR_SHA
+    await rig.deliver("pull_request", reopened, delivery_id="reopened")
+    assert (await rig.processed("reopened")).startswith("run ")
+
+    def rerun() -> FakeCheckRun | None:
+        fresh = [r for r in rig.state.check_runs_on(PR_SHA) if r.id != queued.id]
+        return fresh[0] if fresh else None
+
+    assert (await eventually(soon(rerun), what="the reopened run's check run")).status == "queued"
+
+
+async def test_closing_a_pull_request_cancels_the_push_run_of_its_head(rig: GitHubRig) -> None:
+    """Within one repository GitHub sends a push and a pull_request for the same commit; the
+    push came first and made the commit's one run, so the close cancels that run."""
+    push = copy.deepcopy(payload("push/with-new-branch"))
+    push.update(after=PR_SHA, ref="refs/heads/changes")
+    await rig.deliver("push", push, delivery_id="push")
+    assert (await rig.processed("push")).startswith("run ")
+    await rig.deliver("pull_request", payload("pull_request/opened"), delivery_id="opened")
+    assert (await rig.processed("opened")).startswith("skipped")
+    await rig.deliver("pull_request", closed_pull_request(merged=True), delivery_id="closed")
+    assert (await rig.processed("closed")).startswith("closed: pull request #2, 1 runs")
+    (done,) = await check_runs(rig, PR_SHA, count=1, status="completed")
+    assert done.output["title"] == "Cancelled: pull request #2 was closed (merged)"
+
+
 async def test_a_fork_pull_request_waits_for_a_maintainer_then_runs(
     rig: GitHubRig, settings: Settings
 ) -> None:

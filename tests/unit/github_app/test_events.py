@@ -74,6 +74,18 @@ def test_pull_request(load_payload: Payload, action: str) -> None:
     assert event.base_ref == "master"
     assert event.repository.full_name == "Codertocat/Hello-World"
     assert event.is_fork is False
+    assert event.merged is False
+
+
+@pytest.mark.parametrize("merged", [True, False, None])
+def test_a_closed_pull_request_says_whether_it_was_merged(
+    load_payload: Payload, merged: bool | None
+) -> None:
+    payload = load_payload("pull_request/closed.payload.json")
+    payload["pull_request"]["merged"] = merged
+    event = deliver("pull_request", payload)
+    assert isinstance(event, PullRequestEvent)
+    assert (event.action, event.number, event.merged) == ("closed", 2, bool(merged))
 
 
 def fork_of(payload: dict[str, Any]) -> dict[str, Any]:
