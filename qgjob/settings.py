@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import platformdirs
 
 PREFIX = "QGJOB_"
+GITHUB_REDELIVERY_DAYS = 3  # how far back GitHub lets an admin redeliver a webhook delivery
 T = TypeVar("T")
 
 
@@ -112,6 +113,10 @@ class Settings:
     github_progress_interval_s: float = 5.0  # between two progress updates of a check run
     github_poll_interval_s: float = 1.0  # inbox, tracker and outbox loops when not woken
     github_timeout_s: float = 10.0
+    # Processed deliveries are kept this long (their ids are what makes a redelivery a
+    # duplicate; GitHub redelivers up to 3 days back), then deleted by a sweep this often.
+    github_delivery_retention_days: float = 14.0
+    github_retention_interval_s: float = 3600.0
     # Executors (issue 4): the programs the adb executor drives, BrowserStack's API, and
     # where host-wide locks (devices, the one AppWright run, BrowserStack slots) live.
     npx: str = "npx"
@@ -154,6 +159,13 @@ class Settings:
         self._validate_github()
 
     def _validate_github(self) -> None:
+        if self.github_delivery_retention_days < GITHUB_REDELIVERY_DAYS:
+            raise SettingsError(
+                "QGJOB_GITHUB_DELIVERY_RETENTION_DAYS must be at least "
+                f"{GITHUB_REDELIVERY_DAYS}, got {self.github_delivery_retention_days:g}: GitHub "
+                f"redelivers deliveries up to {GITHUB_REDELIVERY_DAYS} days old, and one whose "
+                "id was forgotten sooner would be acted on twice"
+            )
         given = {
             "QGJOB_GITHUB_APP_ID": bool(self.github_app_id),
             "QGJOB_GITHUB_PRIVATE_KEY_PATH or QGJOB_GITHUB_PRIVATE_KEY": bool(
@@ -368,6 +380,8 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "github_progress_interval_s": _number(float, "a number of seconds", 0),
     "github_poll_interval_s": _number(float, "a number of seconds", 0.01),
     "github_timeout_s": _number(float, "a number of seconds", 0.1),
+    "github_delivery_retention_days": _number(float, "a number of days", 0),
+    "github_retention_interval_s": _number(float, "a number of seconds", 0.05),
     "npx": _parse_str,
     "adb": _parse_str,
     "browserstack_api_url": _parse_server_url,

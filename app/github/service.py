@@ -2,8 +2,8 @@
 
 `running_github(settings, pool, dsn=…)` yields None when the App is not configured (the
 webhook route then answers 503 and no loop starts); otherwise a `GitHubApp` whose inbox,
-tracker and outbox loops run until the context exits, and whose `intake` records deliveries
-for the webhook route through a small pool of its own.
+tracker, outbox and retention loops run until the context exits, and whose `intake`
+records deliveries for the webhook route through a small pool of its own.
 """
 
 from __future__ import annotations
@@ -103,6 +103,7 @@ async def running_github(
     from app.github.handlers import build_router
     from app.github.inbox import process_forever
     from app.github.outbox import send_forever
+    from app.github.retention import sweep_forever
     from app.github.tracker import track_forever
 
     assert settings.github_app_id is not None
@@ -127,6 +128,7 @@ async def running_github(
     app.router = build_router(app)
     tasks = [asyncio.create_task(track_forever(app), name="github-tracker")]
     tasks.append(asyncio.create_task(process_forever(app, slots=INBOX_SLOTS), name="github-inbox"))
+    tasks.append(asyncio.create_task(sweep_forever(app), name="github-retention"))
     tasks += [
         asyncio.create_task(send_forever(app), name=f"github-outbox-{n}")
         for n in range(OUTBOX_SLOTS)

@@ -115,6 +115,25 @@ async def release_delivery(conn: Conn, delivery_id: str) -> None:
     )
 
 
+# A batch of processed deliveries past the retention window, oldest first; rows another
+# replica's sweep holds are skipped, not waited for.
+_FORGET = """
+DELETE FROM webhook_deliveries WHERE delivery_id IN (
+    SELECT delivery_id FROM webhook_deliveries
+    WHERE processed_at < now() - make_interval(secs => $1)
+    ORDER BY processed_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED)
+"""
+
+
+async def forget_deliveries(conn: Conn, *, older_than_s: float, limit: int) -> int:
+    """Delete up to `limit` deliveries processed more than `older_than_s` ago; how many.
+    Deliveries not processed yet are kept however old they are."""
+    result: str = await conn.execute(_FORGET, older_than_s, limit)
+    return int(result.split()[-1])
+
+
 async def delivery_outcome(conn: Conn, delivery_id: str) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await conn.fetchrow(
         "SELECT * FROM webhook_deliveries WHERE delivery_id = $1", delivery_id

@@ -582,3 +582,31 @@ async def test_a_delivery_acknowledged_before_a_restart_is_processed_after_it(
         rig = GitHubRig(state, url, pool)
         assert (await rig.processed("kept")).startswith("run ")
         await check_runs(rig, PUSH_SHA, count=1, status="queued")
+
+
+async def test_processed_deliveries_are_forgotten_past_the_retention_window(
+    settings: Settings, fake: tuple[FakeGitHub, str], app_key: tuple[bytes, bytes], pool: Any
+) -> None:
+    state, api_url = fake
+    configured = dataclasses.replace(
+        github_settings(settings, api_url=api_url, private_key=app_key[0]),
+        github_delivery_retention_days=14,
+        github_retention_interval_s=0.1,
+    )
+    async with serve_in_loop(create_app(configured)) as url:
+        rig = GitHubRig(state, url, pool)
+        for delivery_id in ("old", "recent"):
+            await rig.deliver("ping", {"zen": "Keep it simple.", "hook_id": 1},
+                              delivery_id=delivery_id)  # fmt: skip
+        await pool.execute(
+            "UPDATE webhook_deliveries SET processed_at = now() - interval '15 days' "
+            "WHERE delivery_id = 'old'"
+        )
+
+        async def forgotten() -> bool:
+            ids = await pool.fetch("SELECT delivery_id FROM webhook_deliveries")
+            return [r["delivery_id"] for r in ids] == ["recent"]
+
+        await eventually(forgotten, what="the sweep of the 15-day-old delivery")
+        again = await rig.deliver("ping", {"zen": "Keep it simple."}, delivery_id="recent")
+        assert again.json()["status"] == "duplicate"

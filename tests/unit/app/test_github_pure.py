@@ -130,6 +130,16 @@ def test_github_settings_come_all_together_or_not_at_all() -> None:
         Settings.from_env({"QGJOB_GITHUB_APP_ID": "42", "QGJOB_GITHUB_PRIVATE_KEY": "pem"})
 
 
+def test_deliveries_are_kept_at_least_as_long_as_github_redelivers() -> None:
+    assert Settings().github_delivery_retention_days == 14
+    kept = Settings.from_env({"QGJOB_GITHUB_DELIVERY_RETENTION_DAYS": "3"})
+    assert kept.github_delivery_retention_days == 3
+    with pytest.raises(SettingsError, match=r"RETENTION_DAYS must be at least 3, got 1\.5: Git"):
+        Settings.from_env({"QGJOB_GITHUB_DELIVERY_RETENTION_DAYS": "1.5"})
+    with pytest.raises(SettingsError, match="RETENTION_DAYS must be a number of days"):
+        Settings.from_env({"QGJOB_GITHUB_DELIVERY_RETENTION_DAYS": "two weeks"})
+
+
 def test_a_leased_job_counts_as_started_as_in_the_trackers_sql() -> None:
     run = target_run(
         [job("a", "ASSIGNED"), job("b", "PENDING")], run_id="r", target=Target.EMULATOR,
