@@ -9,6 +9,7 @@ Keys sit under a `[qgjob]` table or at the top level of the file:
     tags = false                    # also run on tag pushes
     cancel_superseded = true        # a new push to a branch cancels the older run
     run_forks = false               # run pull requests from forks without approval
+    timeout_minutes = 60            # a run still unfinished this long after it was queued ends
     [branches]                      # (or [qgjob.branches])
     include = ["*"]                 # branch globs; default: every branch
     exclude = []
@@ -41,7 +42,9 @@ _KEYS = (
     "tags",
     "cancel_superseded",
     "run_forks",
+    "timeout_minutes",
 )
+MAX_TIMEOUT_MINUTES = 24 * 60
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class RepoConfig:
     tags: bool = False
     cancel_superseded: bool = True
     run_forks: bool = False
+    timeout_minutes: int = 60  # the run's deadline: its unfinished jobs are cancelled then
 
     def runs_on_ref(self, ref: str) -> bool:
         """Whether a push to `ref` runs: branches through `branches`, tags only with `tags`."""
@@ -118,6 +122,7 @@ def parse_config(source: str | bytes, *, path: str = "qgjob.toml") -> RepoConfig
         tags=_flag(table, "tags", defaults.tags, path),
         cancel_superseded=_flag(table, "cancel_superseded", defaults.cancel_superseded, path),
         run_forks=_flag(table, "run_forks", defaults.run_forks, path),
+        timeout_minutes=_minutes(table.get("timeout_minutes", defaults.timeout_minutes), path),
     )
 
 
@@ -251,4 +256,20 @@ def _flag(table: Mapping[str, Any], key: str, default: bool, path: str) -> bool:
     value = table.get(key, default)
     if not isinstance(value, bool):
         raise InvalidConfig(f"{key} must be true or false, got {value!r:.80}", key=key, path=path)
+    return value
+
+
+def _minutes(value: Any, path: str) -> int:
+    key = "timeout_minutes"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 1 <= value <= MAX_TIMEOUT_MINUTES
+    ):
+        raise InvalidConfig(
+            f"{key} must be a whole number of minutes from 1 to {MAX_TIMEOUT_MINUTES}, "
+            f"got {value!r:.80}",
+            key=key,
+            path=path,
+        )
     return value

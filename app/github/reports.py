@@ -13,9 +13,14 @@ from qgjob.types import Outcome, Target
 _TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 
 
-def state_of(*, total: int, finished: int, started: int, reason: str | None) -> RunState:
-    """Where a check run stands given its jobs' counts."""
+def state_of(
+    *, total: int, finished: int, started: int, reason: str | None, timed_out: bool = False
+) -> RunState:
+    """Where a check run stands given its jobs' counts; `reason` says why qgjob ended it
+    early (cancelled, or `timed_out`), None when it ran its course."""
     if total and finished >= total:
+        if timed_out:
+            return RunState.TIMED_OUT
         return RunState.CANCELLED if reason else RunState.FINISHED
     if started or finished:
         return RunState.IN_PROGRESS
@@ -45,6 +50,7 @@ def target_run(
     details_url: str,
     reason: str | None,
     now: datetime,
+    timed_out: bool = False,
 ) -> TargetRun:
     """The `TargetRun` of one run on one target from its job rows (see `report_rows`)."""
     specs = tuple(
@@ -62,7 +68,9 @@ def target_run(
     )
     finished = sum(1 for row in rows if row["status"] in _TERMINAL)
     started = sum(1 for row in rows if _started(row))
-    state = state_of(total=len(rows), finished=finished, started=started, reason=reason)
+    state = state_of(
+        total=len(rows), finished=finished, started=started, reason=reason, timed_out=timed_out
+    )
     starts = [row["started_at"] for row in rows if row["started_at"] is not None]
     ends = [row["finished_at"] for row in rows if row["finished_at"] is not None]
     started_at = min(starts) if starts else None

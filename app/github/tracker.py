@@ -1,9 +1,11 @@
 """The tracker: turns job state changes into check-run renders owed to GitHub.
 
-Every poll interval one replica (a transaction-scoped advisory lock) compares each live
-check run's job counts with what it last rendered: the first started job makes it
-`in_progress`, progress is re-rendered at most once per `QGJOB_GITHUB_PROGRESS_INTERVAL_S`,
-and the last finished job completes it. Nothing is added to the claim or events path.
+Every poll interval one replica (a transaction-scoped advisory lock) first ends the runs
+past their deadline (their unfinished jobs cancelled, their check runs to complete
+`timed_out`), then compares each live check run's job counts with what it last rendered:
+the first started job makes it `in_progress`, progress is re-rendered at most once per
+`QGJOB_GITHUB_PROGRESS_INTERVAL_S`, and the last finished job completes it. Nothing is
+added to the claim or events path.
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ import asyncpg
 from app.database import TxConn
 from app.github.reports import state_of, target_run
 from app.github.service import GitHubApp
-from app.store.checkruns import LiveCheckRun, live_check_runs, mark_rendered, report_rows
+from app.store.checkruns import (
+    LiveCheckRun,
+    expire_runs,
+    live_check_runs,
+    mark_ended,
+    mark_rendered,
+    report_rows,
+)
+from app.store.jobs import cancel_run
 from app.store.outbox import owe
 from github_app.checks import CheckRunRequests, render_check_run
 from github_app.summary import RunState, TargetRun
@@ -49,8 +59,9 @@ def next_render(
 ) -> RunState | None:
     """The state to render now for `live`, or None when GitHub already shows enough."""
     state = state_of(
-        total=live.total, finished=live.finished, started=live.started, reason=live.reason
-    )
+        total=live.total, finished=live.finished, started=live.started, reason=live.reason,
+        timed_out=live.timed_out,
+    )  # fmt: skip
     if state in _FINAL:
         return state
     if state is RunState.IN_PROGRESS:
@@ -79,6 +90,7 @@ async def track_once(app: GitHubApp) -> int:
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", TRACKER_LOCK):
             return 0
         now = datetime.now(UTC)
+        await end_overdue_runs(conn)
         for live in await live_check_runs(conn):
             state = next_render(
                 live, now=now, progress_interval_s=app.settings.github_progress_interval_s
@@ -103,6 +115,21 @@ async def track_once(app: GitHubApp) -> int:
     return owed
 
 
+async def end_overdue_runs(conn: TxConn) -> int:
+    """Runs past their deadline (qgjob.toml `timeout_minutes`): their unfinished jobs are
+    cancelled and their check runs will complete `timed_out`, in this same pass."""
+    expired = await expire_runs(conn)
+    for run in expired:
+        reason = f"the run took longer than its {run.minutes} minutes (timeout_minutes)"
+        await mark_ended(conn, [run.run_id], reason=reason, timed_out=True)
+        cancelled = await cancel_run(conn, run.run_id, org_scope=None)
+        logger.info(
+            "run timed out run_id=%s timeout_minutes=%d jobs_cancelled=%d",
+            run.run_id, run.minutes, cancelled,
+        )  # fmt: skip
+    return len(expired)
+
+
 async def build_target_run(
     app: GitHubApp, conn: TxConn, live: LiveCheckRun, *, now: datetime
 ) -> TargetRun:
@@ -115,4 +142,5 @@ async def build_target_run(
         details_url=app.details_url(str(live.run_id), live.org_id),
         reason=live.reason,
         now=now,
+        timed_out=live.timed_out,
     )

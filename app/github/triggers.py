@@ -209,7 +209,7 @@ async def _enqueue(
         await insert_github_run(
             conn, run_id=run_id, installation_id=trigger.installation_id, repo=trigger.repo,
             head_sha=trigger.head_sha, branch=trigger.branch, pr_number=trigger.pr_number,
-            trigger=trigger.kind,
+            trigger=trigger.kind, timeout_minutes=config.timeout_minutes,
         )  # fmt: skip
         details = app.details_url(str(run_id), trigger.org_id)
         for target in targets:

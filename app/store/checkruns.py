@@ -36,8 +36,9 @@ async def lock_commit(conn: TxConn, *, repo: str, head_sha: str) -> None:
 
 
 _INSERT_GITHUB_RUN = """
-INSERT INTO github_runs (run_id, installation_id, repo, head_sha, branch, pr_number, trigger)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO github_runs (run_id, installation_id, repo, head_sha, branch, pr_number, trigger,
+                         timeout_minutes, deadline_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(mins => $8))
 """
 
 
@@ -51,10 +52,12 @@ async def insert_github_run(
     branch: str | None,
     pr_number: int | None,
     trigger: str,
+    timeout_minutes: int,
 ) -> None:
     await conn.execute(
-        _INSERT_GITHUB_RUN, run_id, installation_id, repo, head_sha, branch, pr_number, trigger
-    )
+        _INSERT_GITHUB_RUN, run_id, installation_id, repo, head_sha, branch, pr_number, trigger,
+        timeout_minutes,
+    )  # fmt: skip
 
 
 # Older runs of the same branch (pushes) or the same pull request that are still live.
@@ -210,6 +213,35 @@ async def specs_of(conn: Conn, run_id: uuid.UUID, target: str, *, failed_only: b
     return [r["test_path"] for r in rows]
 
 
+# Runs whose deadline has come: each is taken once (its deadline cleared, which keeps the
+# index small); those still live and not ended otherwise end as timed out.
+_EXPIRE = """
+WITH due AS (
+    UPDATE github_runs g
+    SET deadline_at = NULL,
+        ended = CASE WHEN g.ended IS NULL AND g.superseded_by IS NULL
+                      AND EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = g.run_id
+                                  AND j.status IN ('PENDING', 'ASSIGNED', 'RUNNING'))
+                     THEN 'timed_out' ELSE g.ended END
+    WHERE g.deadline_at <= now()
+    RETURNING g.run_id, g.ended, g.timeout_minutes
+)
+SELECT run_id, timeout_minutes AS minutes FROM due WHERE ended = 'timed_out'
+"""
+
+
+@dataclass(frozen=True)
+class ExpiredRun:
+    run_id: uuid.UUID
+    minutes: int  # the run's timeout
+
+
+async def expire_runs(conn: TxConn) -> list[ExpiredRun]:
+    """The live runs past their deadline, now marked timed out; the caller cancels their
+    jobs and says why on their check runs (`mark_ended`)."""
+    return [ExpiredRun(r["run_id"], r["minutes"]) for r in await conn.fetch(_EXPIRE)]
+
+
 # -- tracking ---------------------------------------------------------------------------------
 
 
@@ -225,6 +257,7 @@ class LiveCheckRun:
     done: int
     rendered_at: datetime
     reason: str | None
+    timed_out: bool
     total: int
     finished: int
     started: int
@@ -232,7 +265,7 @@ class LiveCheckRun:
 
 _LIVE = """
 SELECT c.check_key, c.installation_id, c.run_id, min(j.org_id) AS org_id, c.target::text,
-       c.head_sha, c.state, c.done, c.rendered_at, c.reason,
+       c.head_sha, c.state, c.done, c.rendered_at, c.reason, c.timed_out,
        count(*) AS total,
        count(*) FILTER (WHERE j.status IN ('COMPLETED', 'FAILED', 'CANCELLED')) AS finished,
        count(*) FILTER (WHERE j.status IN ('ASSIGNED', 'RUNNING')

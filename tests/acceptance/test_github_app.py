@@ -416,6 +416,75 @@ async def test_a_broken_config_fails_the_check_run_with_the_parse_error(rig: Git
     assert "unknown target 'toaster'" in failed.output["summary"]
 
 
+async def pushed(rig: GitHubRig, sha: str, *, config: str, branch: str) -> str:
+    """A push of a new commit with `config`; returns the delivery's outcome."""
+    add_commit(rig.state.repos[REPO.lower()], sha, SPECS, config=config, branch=branch)
+    push = copy.deepcopy(payload("push/with-new-branch"))
+    push.update(after=sha, ref=f"refs/heads/{branch}")
+    await rig.deliver("push", push, delivery_id=f"push-{branch}")
+    return await rig.processed(f"push-{branch}")
+
+
+async def test_a_run_past_its_deadline_is_cancelled_and_its_check_run_times_out(
+    rig: GitHubRig, settings: Settings
+) -> None:
+    slow, quick, wrong = "d" * 40, "e" * 40, "f" * 40
+    assert (await pushed(rig, slow, config="timeout_minutes = 5\n", branch="slow")).startswith(
+        "run "
+    )
+    (queued,) = await check_runs(rig, slow, count=1, status="queued")
+    minutes = await rig.pool.fetchval(
+        "SELECT extract(epoch FROM deadline_at - created_at) / 60 FROM github_runs "
+        "WHERE head_sha = $1", slow,
+    )  # fmt: skip
+    assert round(minutes) == 5
+    # Five minutes later (the deadline moved, not the clock): nothing ran in time.
+    await rig.pool.execute(
+        "UPDATE github_runs SET deadline_at = now() - interval '1 second' WHERE head_sha = $1",
+        slow,
+    )
+    (done,) = await check_runs(rig, slow, count=1, status="completed")
+    assert done.id == queued.id and done.conclusion == "timed_out"
+    reason = "the run took longer than its 5 minutes (timeout_minutes)"
+    assert done.output["title"] == f"Timed out: {reason}"
+    assert reason in done.output["summary"]
+    statuses = await rig.pool.fetch(
+        "SELECT DISTINCT j.status::text FROM jobs j JOIN runs r USING (run_id) "
+        "WHERE r.head_sha = $1", slow,
+    )  # fmt: skip
+    assert [r["status"] for r in statuses] == ["CANCELLED"]
+
+    # A run that finished in time is left as it ended when its deadline comes.
+    assert (await pushed(rig, quick, config="timeout_minutes = 5\n", branch="quick")).startswith(
+        "run "
+    )
+    assert await ScriptedWorker(rig.service_url, await worker_token(rig, settings)).run_until_idle()
+    (success,) = await check_runs(rig, quick, count=1, status="completed")
+    writes = len(success.bodies)
+    await rig.pool.execute("UPDATE github_runs SET deadline_at = now() WHERE head_sha = $1", quick)
+    await eventually(
+        lambda: rig.pool.fetchval(
+            "SELECT deadline_at IS NULL FROM github_runs WHERE head_sha = $1", quick
+        ),
+        what="the deadline checked",
+    )
+    (still,) = rig.state.check_runs_on(quick)
+    assert still.conclusion == "success" and len(still.bodies) == writes
+    assert await rig.pool.fetchval(
+        "SELECT ended FROM github_runs WHERE head_sha = $1", quick
+    ) is None  # fmt: skip
+
+    # A timeout qgjob.toml cannot use fails the check run like any other config error.
+    outcome = await pushed(rig, wrong, config="timeout_minutes = 0\n", branch="wrong")
+    assert outcome.startswith("config error")
+    (failed,) = await check_runs(rig, wrong, count=1, status="completed")
+    assert failed.conclusion == "failure"
+    assert (
+        "timeout_minutes must be a whole number of minutes from 1 to 1440"
+        in (failed.output["summary"])
+    )
+
+
 async def test_faults_on_github_converge_to_the_true_final_state(
     rig: GitHubRig, settings: Settings
 ) -> None:

@@ -82,7 +82,8 @@ def live(**changes: Any) -> LiveCheckRun:
     values: dict[str, Any] = {
         "check_key": 1, "installation_id": 1, "run_id": uuid.uuid4(), "org_id": "o",
         "target": "emulator", "head_sha": "s", "state": "queued", "done": 0,
-        "rendered_at": NOW - timedelta(seconds=1), "reason": None, "total": 10,
+        "rendered_at": NOW - timedelta(seconds=1), "reason": None, "timed_out": False,
+        "total": 10,
         "finished": 0, "started": 0,
     }  # fmt: skip
     values.update(changes)
@@ -98,6 +99,11 @@ def test_progress_is_rendered_at_most_once_per_interval() -> None:
     assert decide(live(state="in_progress", started=2, finished=1, rendered_at=old)) is not None
     assert decide(live(state="in_progress", started=2, finished=1, done=1, rendered_at=old)) is None
     assert decide(live(state="in_progress", finished=10, done=9)) is RunState.FINISHED
+    ended = {"finished": 10, "reason": "the run took longer than its 60 minutes"}
+    assert decide(live(**ended)) is RunState.CANCELLED
+    assert decide(live(**ended, timed_out=True)) is RunState.TIMED_OUT
+    # Marked timed out while jobs are still being cancelled: not final yet.
+    assert decide(live(started=3, finished=9, timed_out=True, reason="…")) is not RunState.TIMED_OUT
     assert decide(live(finished=10, reason="superseded by abc")) is RunState.CANCELLED
 
 

@@ -20,6 +20,7 @@ def test_empty_file_gives_defaults() -> None:
     assert config.priority is Priority.NORMAL
     assert config.branches == BranchFilter()
     assert (config.tags, config.cancel_superseded, config.run_forks) == (False, True, False)
+    assert config.timeout_minutes == 60
 
 
 FULL = """
@@ -30,6 +31,7 @@ priority = "high"
 tags = true
 cancel_superseded = false
 run_forks = true
+timeout_minutes = 90
 
 [branches]
 include = ["main", "release/*"]
@@ -43,6 +45,7 @@ def test_top_level_keys() -> None:
     assert config.targets == (Target.DEVICE, Target.BROWSERSTACK)
     assert config.priority is Priority.HIGH
     assert (config.tags, config.cancel_superseded, config.run_forks) == (True, False, True)
+    assert config.timeout_minutes == 90
     assert config.branches == BranchFilter(("main", "release/*"), ("release/old-*",))
 
 
@@ -105,6 +108,11 @@ def test_template_value_missing_for_this_commit() -> None:
         ("branches = ['main']", "branches", "branches must be a table"),
         ("[branches]\nonly = ['main']", "branches.only", "accepted keys are include, exclude"),
         ("[branches]\ninclude = 'main'\nexclude = [3]", "branches.exclude", "branch globs"),
+        ("timeout_minutes = 0", "timeout_minutes", "whole number of minutes from 1 to 1440"),
+        ("timeout_minutes = 1441", "timeout_minutes", "from 1 to 1440, got 1441"),
+        ("timeout_minutes = 1.5", "timeout_minutes", "whole number of minutes"),
+        ("timeout_minutes = '60'", "timeout_minutes", "whole number of minutes"),
+        ("timeout_minutes = true", "timeout_minutes", "whole number of minutes"),
         ("qgjob = 3", "qgjob", r"qgjob must be a table"),
         ("tags = true\n[qgjob]\nrun_forks = true", "tags", "outside \\[qgjob\\]"),
     ],
