@@ -19,6 +19,10 @@ from qgjob.settings import Settings
 # and by age so that aged keys are never out of sight) and each key's most urgent jobs.
 MAX_KEYS = 64
 MAX_JOBS_PER_KEY = 100
+# A claim first lists this many jobs of each key (enough to rank the keys: their age,
+# priority, backoff and an estimate of their work), then up to MAX_JOBS_PER_KEY of the one it
+# chose: what it reads grows with the number of keys 16 rows at a time, not 100.
+FIRST_LOOK_JOBS_PER_KEY = 16
 # Beyond this many pending jobs a key's size stops mattering to the policy.
 MAX_JOBS_COUNTED = 400
 # A lease never holds more jobs than this, whatever the estimates say.
@@ -36,6 +40,7 @@ class Policy:
     grouping: Mapping[str, GroupingStrategy] = field(default_factory=dict)
     max_keys: int = MAX_KEYS
     max_jobs_per_key: int = MAX_JOBS_PER_KEY
+    first_look_jobs_per_key: int = FIRST_LOOK_JOBS_PER_KEY
     max_jobs_counted: int = MAX_JOBS_COUNTED
     max_jobs_per_group: int = MAX_JOBS_PER_GROUP
 

@@ -21,7 +21,7 @@ from app.database import Conn, TxConn
 from app.policy import Policy
 from app.store.builds import CLAIMED_BUILD_JSON, claimed_build
 from app.store.jobs import Wire, to_wire
-from app.store.queue import Loaded, Scope, load_snapshot
+from app.store.queue import Loaded, Scope, list_all_jobs, load_snapshot
 from dispatch.scheduling import ClaimDecision, QueueSnapshot, WorkerView, decide_claim
 from qgjob.types import Target
 
@@ -98,9 +98,9 @@ class UnknownWorker(LookupError):
 async def claim_group(conn: TxConn, request: ClaimRequest) -> Wire | None:
     """Lease what `dispatch.scheduling.decide_claim` picks for this worker, or None.
 
-    Four statements: take the claim turn (and touch the worker), load the queue (two), take
-    the chosen jobs. Should none of them still be there (cancelled meanwhile), the policy
-    decides again without that key, once.
+    Four or five statements: take the claim turn (and touch the worker), load the queue (two:
+    a first look at every key), list the chosen key's jobs when the first look did not show
+    them all, take the chosen jobs.
     """
     worker = await conn.fetchrow(
         _LOCK_WORKER,
@@ -118,16 +118,30 @@ async def claim_group(conn: TxConn, request: ClaimRequest) -> Wire | None:
         worker_org=worker["org_id"],
         needs_build=worker["needs_build"],
     )
+    policy = request.policy
     loaded = await load_snapshot(
-        conn, scope=scope, policy=request.policy, online_within_s=request.lease_ttl_s
+        conn,
+        scope=scope,
+        policy=policy,
+        online_within_s=request.lease_ttl_s,
+        jobs_per_key=policy.first_look_jobs_per_key,
     )
     me = _asking(request, worker, loaded)
-    snapshot = loaded.snapshot
-    for _ in range(2):
-        decision = decide_claim(snapshot, me, now=loaded.now, config=request.policy.scheduler)
+    # Decide on the first look; when the key chosen has more jobs than it listed, list up to
+    # `max_jobs_per_key` of them and decide again on that (the batch comes from the full
+    # listing). Should none of the chosen jobs still be there (cancelled meanwhile), decide
+    # again without that key. At most two listings and two takes.
+    tries = listings = 2
+    while tries:
+        decision = decide_claim(loaded.snapshot, me, now=loaded.now, config=policy.scheduler)
         if decision is None:
             return None
-        group = await _take(conn, request, decision, snapshot)
+        if decision.key.base in loaded.partly_listed and listings:
+            listings -= 1
+            base = decision.key.base
+            loaded = await list_all_jobs(conn, loaded, base, scope=scope, policy=policy)
+            continue
+        group = await _take(conn, request, decision, loaded.snapshot)
         if group is not None:
             logger.info(
                 "claim decided worker_id=%s key=%s jobs=%d reason=%s",
@@ -137,9 +151,9 @@ async def claim_group(conn: TxConn, request: ClaimRequest) -> Wire | None:
                 decision.reason,
             )
             return group
-        snapshot = replace(
-            snapshot, pending=tuple(p for p in snapshot.pending if p.key != decision.key)
-        )
+        tries -= 1
+        pending = tuple(p for p in loaded.snapshot.pending if p.key != decision.key)
+        loaded = replace(loaded, snapshot=replace(loaded.snapshot, pending=pending))
     return None
 
 
@@ -297,6 +311,9 @@ async def renew_lease(
 # group; long-polling claims are woken when work waits (a slot frees, an org drops below its
 # cap, a key loses a worker: what the policy decides may change) or when `$3` asks for it
 # (jobs went back to the queue); and the group's jobs cancelled meanwhile are listed.
+# "Work waits" is one probe of the index of queued jobs: its order and LIMIT keep the planner
+# off a scan of the table, which statistics taken when most jobs were queued would invite,
+# through every finished job, once most are done.
 _SETTLE_GROUP = """
 WITH done AS (
     UPDATE groups SET status = $2, finished_at = now()
@@ -312,8 +329,9 @@ WITH done AS (
                         AND g.group_id <> $1)
 ), woken AS (
     SELECT pg_notify('qgjob_pending', '')
-    WHERE $3 OR (EXISTS (SELECT 1 FROM done)
-                 AND EXISTS (SELECT 1 FROM jobs WHERE status = 'PENDING'))
+    WHERE $3 OR (EXISTS (SELECT 1 FROM done) AND (
+        SELECT true FROM jobs WHERE status = 'PENDING'
+        ORDER BY org_id, app_version_id, target, priority DESC, created_at LIMIT 1) IS NOT NULL)
 )
 SELECT EXISTS (SELECT 1 FROM done) AS finished, (SELECT count(*) FROM woken) AS woken,
        ARRAY(SELECT job_id::text FROM jobs WHERE group_id = $1 AND status = 'CANCELLED')

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -136,24 +136,35 @@ class Scope:
 
 @dataclass(frozen=True)
 class Loaded:
-    """A snapshot, the instant it was taken (the database's clock), and each job's priority."""
+    """A snapshot, the instant it was taken (the database's clock), the workers' rows, and
+    what `list_all_jobs` needs to list more of a key: the keys' context, the targets served
+    without an uploaded build, and the base keys with pending jobs beyond those listed."""
 
     snapshot: QueueSnapshot
     now: datetime
     worker_rows: dict[str, dict[str, Any]]
+    keyed: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    buildless: frozenset[str] = frozenset()
+    partly_listed: frozenset[tuple[str, str, Target]] = frozenset()
 
 
 async def load_snapshot(
-    conn: Conn, *, scope: Scope, policy: Policy, online_within_s: float
+    conn: Conn,
+    *,
+    scope: Scope,
+    policy: Policy,
+    online_within_s: float,
+    jobs_per_key: int | None = None,
 ) -> Loaded:
-    """The queue as `dispatch.scheduling.decide_claim` and `dispatch.waiting` read it."""
+    """The queue as `dispatch.scheduling.decide_claim` and `dispatch.waiting` read it, with
+    `jobs_per_key` jobs listed per key (default `policy.max_jobs_per_key`)."""
     include = scope.include_key or ("", "", "")
     rows = await conn.fetch(
         _PENDING,
         [t.value for t in scope.targets],
         scope.pending_org,
         policy.max_keys,
-        policy.max_jobs_per_key,
+        jobs_per_key or policy.max_jobs_per_key,
         *include,
         policy.max_jobs_counted,
     )
@@ -181,7 +192,51 @@ async def load_snapshot(
         running=tuple(_running(_json(context["running"]))),
         workers=tuple(_worker_view(w, pending) for w in workers_raw),
     )
-    return Loaded(snapshot, now, {w["worker_id"]: w for w in workers_raw})
+    listed: Counter[tuple[str, str, str]] = Counter()
+    counted: dict[tuple[str, str, str], int] = {}
+    for row in rows:
+        base = (row["org_id"], row["app_version_id"], row["target"])
+        listed[base] += 1
+        counted[base] = row["pending"]
+    partly = frozenset(
+        (org, version, Target(target))
+        for (org, version, target), n in listed.items()
+        if n < counted[(org, version, target)]
+    )
+    return Loaded(
+        snapshot,
+        now,
+        {w["worker_id"]: w for w in workers_raw},
+        keyed=keyed,
+        buildless=frozenset(buildless),
+        partly_listed=partly,
+    )
+
+
+async def list_all_jobs(
+    conn: Conn, loaded: Loaded, base: tuple[str, str, Target], *, scope: Scope, policy: Policy
+) -> Loaded:
+    """`loaded` with up to `policy.max_jobs_per_key` jobs of `base` listed (same instant,
+    context and workers; the key's jobs read again in the caller's transaction)."""
+    if base not in loaded.partly_listed:
+        return loaded
+    rows = await conn.fetch(
+        _PENDING,
+        [t.value for t in scope.targets],
+        scope.pending_org,
+        0,  # no key but `base`
+        policy.max_jobs_per_key,
+        base[0],
+        base[1],
+        base[2].value,
+        policy.max_jobs_counted,
+    )
+    refined = _pending_keys(
+        rows, loaded.keyed, policy=policy, now=loaded.now, buildless=set(loaded.buildless)
+    )
+    others = tuple(p for p in loaded.snapshot.pending if p.key.base != base)
+    snapshot = replace(loaded.snapshot, pending=others + refined)
+    return replace(loaded, snapshot=snapshot, partly_listed=loaded.partly_listed - {base})
 
 
 def _json(value: Any) -> list[dict[str, Any]]:
