@@ -8,6 +8,7 @@ environment when it starts.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import signal
@@ -284,9 +285,19 @@ async def _serve(settings: Settings) -> None:
             timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
         )
         server = _Server(config, services=services)
+        _freeze_startup_heap()
         await server.serve()
         if not server.started:
             raise StartupError(f"could not listen on {settings.host}:{settings.port}")
+
+
+def _freeze_startup_heap() -> None:
+    """Take what starting made (modules, routes, the OpenAPI document, pools), which lives as
+    long as the process, out of the cyclic collector's reach: a full collection then scans
+    only what serving made since. It runs on the event loop, so it stalls every request in
+    flight: 35-55 ms before, about 7 ms after (bench/README.md, webhook acknowledgements)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
