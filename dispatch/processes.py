@@ -5,6 +5,10 @@ A test command starts helpers (emulators, Appium, node workers) that outlive a p
 (`start_new_session=True`), and stopping it signals the whole group: SIGTERM, then SIGKILL
 after a grace period. Whether the group still has live members is read from `/proc`, because
 orphans that no init reaps stay behind as zombies and would look alive to `kill(-pgid, 0)`.
+
+A worker learns that a command exited through a pidfd where Linux has them
+(`watch_children_with_pidfds`): Python 3.11's asyncio otherwise starts a thread per child
+to wait for it, and the event loop blocks until that thread runs (3.12 chose pidfds itself).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -34,6 +39,22 @@ class Stop(StrEnum):
 
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"
+
+
+def watch_children_with_pidfds() -> bool:
+    """Make the running loop's subprocesses report their exit through pidfds; whether it
+    did. Python 3.12+ does so by itself; without pidfds (not Linux, kernel < 5.3) asyncio's
+    thread per child stays."""
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:
+        return False
+    watcher = asyncio.PidfdChildWatcher()
+    watcher.attach_loop(asyncio.get_running_loop())
+    asyncio.get_event_loop_policy().set_child_watcher(watcher)
+    return True
 
 
 @dataclass(frozen=True)

@@ -203,6 +203,7 @@ def worker(
         from dispatch.agent import Agent, AgentConfig, serve
         from dispatch.buildcache import BuildCache
         from dispatch.executors.local import LocalExecutor
+        from dispatch.processes import watch_children_with_pidfds
         from dispatch.sources import Sources
 
         if kind is ExecutorKind.LOCAL:
@@ -222,6 +223,7 @@ def worker(
         _configure_logging(settings)
 
         async def go() -> int:
+            watch_children_with_pidfds()
             async with WorkerApi(settings.server_url, resolve_token(settings)) as api:
                 runner = make_executor(
                     choice,
