@@ -11,6 +11,13 @@
 Either way a spec path must stay inside its project: one that escapes is a `JobError`.
 Several worker processes may share the cache directory (file locks, temp dir + rename).
 
+Checkouts and installs that no job used for `keep_for_s` (default a day, `QGJOB_SOURCE_KEEP_S`)
+are deleted by a sweep that each worker process runs at most once an hour, after a checkout:
+every use touches the checkout and its install, a checkout is deleted only under its own
+lock (so never while it is being made or touched), and an install only when no checkout
+left links to it. A job that ran longer than `keep_for_s` could see its checkout vanish;
+keep it well above the longest job timeout.
+
 ```
 <cache>/checkouts/<owner>/<repo>/<sha>/    extracted repositories
 <cache>/deps/<lockfile sha256>/            package.json, lockfile, node_modules after `npm ci`
@@ -21,6 +28,7 @@ Several worker processes may share the cache directory (file locks, temp dir + r
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import logging
 import os
@@ -29,6 +37,7 @@ import secrets
 import shlex
 import shutil
 import tarfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +45,7 @@ from pathlib import Path
 import httpx
 
 from dispatch.errors import InfrastructureError, JobError
-from dispatch.filelocks import exclusive
+from dispatch.filelocks import exclusive, open_lock, try_flock
 from dispatch.processes import run_shell
 from qgjob.worker_api import JobSource
 
@@ -46,6 +55,8 @@ LOCKFILES = ("package-lock.json", "npm-shrinkwrap.json")
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
 NPM_TIMEOUT_S = 900.0
+KEEP_FOR_S = 24 * 3600.0
+SWEEP_EVERY_S = 3600.0
 WITHHELD_ENV = ("QGJOB_TOKEN", "QGJOB_DATABASE_URL")
 
 
@@ -80,10 +91,13 @@ class Sources:
         npm: str = "npm",
         http: httpx.AsyncClient | None = None,
         env: Mapping[str, str] | None = None,
+        keep_for_s: float = KEEP_FOR_S,
     ) -> None:
         self.cache_dir = cache_dir
         self.workspace = workspace
         self.npm = npm
+        self.keep_for_s = keep_for_s
+        self._swept_at: float | None = None
         # `npm ci` runs the lifecycle scripts of a repository's packages: it must not see the
         # worker's own token.
         base = os.environ if env is None else env
@@ -126,6 +140,14 @@ class Sources:
             if not target.is_dir():
                 await self._download_and_extract(source, repo, sha, target)
             await self._install(target)
+            os.utime(target)  # used now: the sweep keeps it
+        now = time.monotonic()
+        if self._swept_at is None or now - self._swept_at >= SWEEP_EVERY_S:
+            self._swept_at = now
+            try:
+                await asyncio.to_thread(sweep_stale, self.cache_dir, keep_for_s=self.keep_for_s)
+            except OSError as exc:  # a full or read-only disk must not fail the job
+                logger.warning("source cache sweep failed error=%s", exc)
         return Project(target, f"{repo}@{sha[:12]}")
 
     async def _download_and_extract(
@@ -175,6 +197,7 @@ class Sources:
         async with exclusive(self.cache_dir / "locks" / f"deps-{digest}.lock"):
             if not (deps / ".installed").is_file():
                 await self._npm_ci(project, lockfile, deps)
+            os.utime(deps)
         link = project / "node_modules"
         if not link.is_symlink():
             if link.exists():
@@ -197,6 +220,55 @@ class Sources:
                 code="npm_ci",
             )
         (deps / ".installed").write_text("ok\n")
+
+
+def sweep_stale(cache_dir: Path, *, keep_for_s: float) -> list[str]:
+    """Delete the checkouts and installs no job used for `keep_for_s` (module docstring);
+    what was deleted, as `checkouts/<owner>/<repo>/<sha>` and `deps/<digest>`."""
+    deleted: list[str] = []
+    stale_before = time.time() - keep_for_s
+    checkouts = cache_dir / "checkouts"
+    for target in sorted(checkouts.glob("*/*/*")):
+        owner, repo, sha = target.relative_to(checkouts).parts
+        lock = cache_dir / "locks" / f"{owner}__{repo}@{sha}.lock"
+        if _stale(target, stale_before) and _delete_locked(target, lock, stale_before, cache_dir):
+            deleted.append(f"checkouts/{owner}/{repo}/{sha}")
+    linked = set()
+    for link in checkouts.glob("*/*/*/node_modules"):
+        if link.is_symlink():
+            linked.add(Path(os.readlink(link)).parent.name)
+    for deps in sorted((cache_dir / "deps").glob("*")):
+        if deps.name in linked or not _stale(deps, stale_before):
+            continue
+        lock = cache_dir / "locks" / f"deps-{deps.name}.lock"
+        if _delete_locked(deps, lock, stale_before, cache_dir):
+            deleted.append(f"deps/{deps.name}")
+    for gone in deleted:
+        logger.info("source cache evicted %s unused_for_s>=%.0f", gone, keep_for_s)
+    return deleted
+
+
+def _stale(path: Path, stale_before: float) -> bool:
+    try:
+        return path.stat().st_mtime < stale_before
+    except FileNotFoundError:
+        return False
+
+
+def _delete_locked(path: Path, lock: Path, stale_before: float, cache_dir: Path) -> bool:
+    """Delete `path` if its lock is free and it is still stale once held: moved aside under
+    the lock (a user sees it whole or not at all), then removed."""
+    fd = open_lock(lock)
+    try:
+        if not try_flock(fd, fcntl.LOCK_EX) or not _stale(path, stale_before):
+            return False
+        aside = cache_dir / "tmp" / f"evicted.{os.getpid()}.{secrets.token_hex(4)}"
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, aside)
+    finally:
+        os.close(fd)
+    shutil.rmtree(aside, ignore_errors=True)
+    return True
 
 
 def _stage_manifest(project: Path, lockfile: Path, deps: Path) -> None:

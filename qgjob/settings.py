@@ -98,6 +98,7 @@ class Settings:
     build_wait_s: float = 3600.0
     build_sweep_interval_s: float = 10.0
     npm: str = "npm"  # the program a worker runs `npm ci` with, for a run's repository
+    source_keep_s: float = 24 * 3600.0  # a worker deletes checkouts unused for this long
     # Security (faults): failed authentications allowed per client address and window; past
     # that the client is answered 429 with Retry-After until the window has moved on.
     auth_failures_max: int = 30
@@ -367,6 +368,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "build_wait_s": _number(float, "a number of seconds", 0),
     "build_sweep_interval_s": _number(float, "a number of seconds", 0.05),
     "npm": _parse_str,
+    "source_keep_s": _number(float, "a number of seconds", 60),
     # Security (faults).
     "auth_failures_max": _number(int, "a whole number", 1),
     "auth_failures_window_s": _number(float, "a number of seconds", 0.1),

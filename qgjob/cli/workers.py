@@ -241,6 +241,7 @@ def worker(
                         cache_dir=cache_root / "sources",
                         workspace=choice.project_root(),
                         npm=settings.npm,
+                        keep_for_s=settings.source_keep_s,
                     ),
                 )
                 problem = await startup_problem(runner)

@@ -6,6 +6,7 @@ npm that counts its runs) runs once per lockfile hash.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import stat
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from dispatch.errors import InfrastructureError, JobError
-from dispatch.sources import Project, Sources, extract_tarball
+from dispatch.sources import Project, Sources, extract_tarball, sweep_stale
 from qgjob.worker_api import JobSource
 from tests.standins.github import (
     FakeGitHub,
@@ -231,3 +232,74 @@ def test_project_origin_is_named_in_errors(tmp_path: Path) -> None:
     project = Project(tmp_path, "octo/specs@abc")
     with pytest.raises(JobError, match="octo/specs@abc"):
         project.spec("tests/none.spec.ts")
+
+
+def age(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+async def test_unused_checkouts_and_installs_are_swept(
+    hub: Hub, tmp_path: Path, npm: tuple[Path, Path]
+) -> None:
+    script, runs = npm
+    files = {"package.json": '{"name": "specs"}', "tests/a.spec.ts": "x"}
+    old_a = hub.repo.commit({**files, "package-lock.json": LOCK_A})
+    new_a = hub.repo.commit({**files, "package-lock.json": LOCK_A, "tests/b.spec.ts": "y"})
+    old_b = hub.repo.commit({**files, "package-lock.json": LOCK_B})
+    held = hub.repo.commit({**files, "package-lock.json": LOCK_A, "tests/c.spec.ts": "z"})
+    cache = tmp_path / "cache"
+    sources = Sources(cache_dir=cache, npm=str(script), env={**os.environ, "NPM_RUNS": str(runs)})
+    try:
+        roots = {sha: (await sources.project(hub.source(sha))).root for sha in (old_a, new_a)}
+        roots |= {sha: (await sources.project(hub.source(sha))).root for sha in (old_b, held)}
+        for sha in (old_a, old_b, held):
+            age(roots[sha], 2 * 3600)
+        deps = {p.name: _lock_of(p) for p in (cache / "deps").iterdir()}
+        assert sorted(deps.values()) == ["A", "B"]
+        for name in deps:
+            age(cache / "deps" / name, 2 * 3600)
+        # Another process holds `held`'s lock (it is checking it out or touching it).
+        lock = cache / "locks" / f"octo__specs@{held}.lock"
+        fd = os.open(lock, os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            deleted = sweep_stale(cache, keep_for_s=3600)
+        finally:
+            os.close(fd)
+        assert sorted(deleted) == sorted(
+            [f"checkouts/octo/specs/{old_a}", f"checkouts/octo/specs/{old_b}"]
+            + [f"deps/{name}" for name, lock in deps.items() if lock == "B"]
+        )
+        assert roots[new_a].is_dir() and roots[held].is_dir()
+        assert not roots[old_a].exists() and not roots[old_b].exists()
+        assert (roots[new_a] / "node_modules" / "installed-from").read_text() == LOCK_A
+        assert not list((cache / "tmp").iterdir())  # nothing left half-deleted
+        # Asked for again, a swept checkout is fetched and installed again.
+        again = await sources.project(hub.source(old_b))
+        assert (again.root / "node_modules" / "installed-from").read_text() == LOCK_B
+    finally:
+        await sources.close()
+
+
+def _lock_of(deps: Path) -> str:
+    """Which lockfile an install came from: "A" or "B"."""
+    return "A" if (deps / "package-lock.json").read_text() == LOCK_A else "B"
+
+
+async def test_a_worker_sweeps_when_it_checks_out(hub: Hub, tmp_path: Path) -> None:
+    first = hub.repo.commit({"tests/a.spec.ts": "v1"})
+    second = hub.repo.commit({"tests/a.spec.ts": "v2"})
+    cache = tmp_path / "cache"
+    one = Sources(cache_dir=cache, keep_for_s=60)
+    try:
+        root = (await one.project(hub.source(first))).root
+    finally:
+        await one.close()
+    age(root, 120)
+    other = Sources(cache_dir=cache, keep_for_s=60)  # another worker process, later
+    try:
+        await other.project(hub.source(second))
+    finally:
+        await other.close()
+    assert not root.exists()
