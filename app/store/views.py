@@ -5,6 +5,8 @@ store functions the API uses (`jobs.get_run`, `jobs.get_job`, `workers.list_work
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
 from app.database import Conn
 from app.store.jobs import RUN_COLUMNS, Wire, derive_run_status, to_wire
@@ -25,17 +27,41 @@ CROSS JOIN LATERAL (
            max(j.finished_at) AS last_finished_at
     FROM jobs j WHERE j.run_id = r.run_id
 ) c
-WHERE $1::text IS NULL OR r.org_id = $1
+WHERE ($1::text IS NULL OR r.org_id = $1)
+  AND ($3::timestamptz IS NULL OR (r.created_at, r.run_id) < ($3, $4::uuid))
 ORDER BY r.created_at DESC, r.run_id DESC
 LIMIT $2
 """
 _COUNTS = ("total", "pending", "assigned", "running", "completed", "failed", "cancelled")
 
 
-async def recent_runs(conn: Conn, *, org_scope: str | None, limit: int) -> list[Wire]:
-    """The newest runs with their job counts and derived status."""
+@dataclass(frozen=True)
+class RunCursor:
+    """Where a page of runs ends: the runs older than this one come next."""
+
+    created_at: datetime
+    run_id: uuid.UUID
+
+    def text(self) -> str:
+        return f"{self.created_at.isoformat()}_{self.run_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> RunCursor:
+        """ValueError when `text` is not what `text()` makes."""
+        stamp, _, run_id = text.rpartition("_")
+        created_at = datetime.fromisoformat(stamp)
+        if created_at.tzinfo is None:
+            raise ValueError("a cursor's time has a zone")
+        return cls(created_at, uuid.UUID(run_id))
+
+
+async def recent_runs(
+    conn: Conn, *, org_scope: str | None, limit: int, before: RunCursor | None = None
+) -> list[Wire]:
+    """The newest runs (older than `before`, if given) with their job counts and status."""
     runs = []
-    for row in await conn.fetch(_RECENT_RUNS, org_scope, limit):
+    cursor = (None, None) if before is None else (before.created_at, before.run_id)
+    for row in await conn.fetch(_RECENT_RUNS, org_scope, limit, *cursor):
         run = to_wire(row)
         counts = {name: run.pop(name) for name in _COUNTS}
         last_finished_at = run.pop("last_finished_at")

@@ -18,7 +18,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from app.api.params import path_uuid, query_int
 from app.api.reports import JUNIT_MEDIA_TYPE, junit_case
-from app.errors import NotFound
+from app.errors import BadRequest, NotFound
 from app.links import run_details_url
 from app.services import Services
 from app.store import jobs as jobs_store
@@ -89,8 +89,11 @@ async def overview(request: Request, pages: Pages) -> Response:
     viewer = await viewer_for(request)
     if (elsewhere := only_signed_in(viewer)) is not None:
         return elsewhere
+    before = _run_cursor(request)
     async with services.pool.acquire() as conn:
-        runs = await views.recent_runs(conn, org_scope=viewer.org_scope, limit=RECENT_RUNS)
+        runs = await views.recent_runs(
+            conn, org_scope=viewer.org_scope, limit=RECENT_RUNS + 1, before=before
+        )
         depth = await views.queue_depth(conn, org_scope=viewer.org_scope)
         fleet = await workers.list_workers(
             conn,
@@ -98,8 +101,30 @@ async def overview(request: Request, pages: Pages) -> Response:
             offline_after_s=services.settings.lease_ttl_s,
             include_offline=False,
         )
-    values = context(request, viewer, runs=runs, depth=depth, workers=fleet)
+    older = None
+    if len(runs) > RECENT_RUNS:  # one more than a page: there are older runs
+        runs = runs[:RECENT_RUNS]
+        last = runs[-1]
+        cursor = views.RunCursor(
+            datetime.fromisoformat(str(last["created_at"])), uuid.UUID(str(last["run_id"]))
+        )
+        older = cursor.text()
+    values = context(
+        request, viewer, runs=runs, depth=depth, workers=fleet, older=older, paged=before
+    )
     return respond(request, pages, "overview.html", values, done=False)
+
+
+def _run_cursor(request: Request) -> views.RunCursor | None:
+    text = request.query_params.get("before")
+    if text is None:
+        return None
+    try:
+        return views.RunCursor.parse(text)
+    except ValueError:
+        raise BadRequest(
+            "`before` must be a cursor from an “Older runs” link; open /ui for the newest runs"
+        ) from None
 
 
 async def run_page(request: Request, pages: Pages) -> Response:

@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from app.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+from app.errors import BadRequest, Conflict, InvalidInput, NotFound, PayloadTooLarge
 from app.web import actions, pages
 from app.web.access import AccessRefused, LoginRequired
 from app.web.rendering import STATIC_DIR, Pages
@@ -59,6 +59,8 @@ def _endpoint(handler: PageHandler, renderer: Pages) -> Callable[[Request], Awai
             return actions.login_redirect(request)
         except AccessRefused as exc:
             return _error(request, renderer, 403, exc.title, exc.message)
+        except BadRequest as exc:
+            return _error(request, renderer, 400, "Bad request", exc.message)
         except (NotFound, InvalidInput) as exc:
             return _error(request, renderer, 404, "Not found", exc.message)
         except Conflict as exc:

@@ -314,3 +314,42 @@ async def test_junit_link_works_with_a_session_and_with_a_read_only_link(api: Ap
         assert "tests/cart.spec.ts" in linked.text
     async with signed_in(api, await api.token("other-org")) as stranger:
         assert (await stranger.get(f"/ui/runs/{run_id}/junit")).status_code == 404
+
+
+async def test_the_runs_page_pages_back_through_older_runs(api: Api) -> None:
+    token = await api.token(ORG)
+    made = [(await submit(api, token, ORG, SPECS[:1]))["run_id"] for _ in range(53)]
+    newest_first = list(reversed(made))
+    async with signed_in(api, token) as client:
+        first = await client.get("/ui")
+        assert first.status_code == 200
+        shown = _run_links(first.text)
+        assert shown == newest_first[:50]
+        older = _older_link(first.text)
+        assert older is not None and "Newest runs" not in first.text
+        second = await client.get(older)
+        assert second.status_code == 200
+        assert _run_links(second.text) == newest_first[50:]
+        assert _older_link(second.text) is None and "Newest runs" in second.text
+        live = await client.get(older + "&fragment=live")  # the part the page polls
+        assert _run_links(live.text) == newest_first[50:]
+        bad = await client.get("/ui?before=yesterday")
+    assert bad.status_code == 400
+    assert "Older runs" in bad.text and "Traceback" not in bad.text
+
+
+def _run_links(html: str) -> list[str]:
+    found = []
+    for part in html.split('href="/ui/runs/')[1:]:
+        run_id = part.split('"', 1)[0]
+        if run_id not in found:
+            found.append(run_id)
+    return found
+
+
+def _older_link(html: str) -> str | None:
+    for part in html.split('<a href="')[1:]:
+        href, _, rest = part.partition('"')
+        if 'rel="next">Older runs' in rest.split("</a>", 1)[0] + "</a>":
+            return href.replace("&amp;", "&")
+    return None
