@@ -49,7 +49,7 @@ from app.services import Services
 from app.sources import NoSourceAccess, SourceAccess
 from app.storage import LocalBlobStorage
 from app.wakeups import Wakeups, listen_forever
-from app.web.routes import web_routes
+from app.web.routes import CompressPages, web_routes
 from qgjob import __version__
 from qgjob.logs import configure_logging
 from qgjob.settings import Settings
@@ -90,7 +90,7 @@ def create_app(
     return Starlette(
         routes=routes,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[Middleware(ObservabilityMiddleware)],
+        middleware=[Middleware(ObservabilityMiddleware), Middleware(CompressPages)],
         lifespan=lifespan,
     )
 

@@ -80,6 +80,8 @@ async def measure(url: str, token: str, *, jobs: int, requests: int) -> dict[str
             "p95_ms": round(percentile_ms(times, 0.95), 1),
         }
         figures["run_page_kib"] = round(len(first.content) / 1024, 1)
+        figures["run_page_wire_kib"] = round(first.num_bytes_downloaded / 1024, 1)
+        figures["run_page_encoding"] = first.headers.get("content-encoding", "identity")
         return figures
 
 
@@ -102,7 +104,10 @@ def main() -> None:
         value = figures[name]
         assert isinstance(value, dict)
         print(f"  {name:<18} p50 {value['p50_ms']:>7} ms   p95 {value['p95_ms']:>7} ms")
-    print(f"  run fragment size  {figures['run_page_kib']} KiB")
+    print(
+        f"  run fragment size  {figures['run_page_kib']} KiB, "
+        f"{figures['run_page_wire_kib']} KiB on the wire ({figures['run_page_encoding']})"
+    )
 
 
 if __name__ == "__main__":

@@ -353,3 +353,18 @@ def _older_link(html: str) -> str | None:
         if 'rel="next">Older runs' in rest.split("</a>", 1)[0] + "</a>":
             return href.replace("&amp;", "&")
     return None
+
+
+async def test_pages_are_compressed_and_the_api_is_not(api: Api) -> None:
+    made = await finished_run(api)
+    run_id = made["run"]["run_id"]  # type: ignore[index]
+    async with signed_in(api, str(made["token"])) as client:
+        page = await client.get(f"/ui/runs/{run_id}", headers={"Accept-Encoding": "gzip"})
+        plain = await client.get(f"/ui/runs/{run_id}", headers={"Accept-Encoding": "identity"})
+    assert page.headers.get("content-encoding") == "gzip"
+    assert "accept-encoding" in page.headers.get("vary", "").lower()
+    assert page.num_bytes_downloaded < len(page.content)  # fewer bytes sent than shown
+    assert "content-encoding" not in plain.headers and plain.text == page.text
+    async with api.client(str(made["token"])) as client:
+        answer = await client.get(f"/v1/runs/{run_id}", headers={"Accept-Encoding": "gzip"})
+    assert answer.status_code == 200 and "content-encoding" not in answer.headers
