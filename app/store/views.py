@@ -119,6 +119,40 @@ async def run_artifacts(conn: Conn, run_id: uuid.UUID) -> dict[str, dict[str, st
     return {str(row["job_id"]): dict(row["artifacts"]) for row in rows}
 
 
+# Everything the live part of a run's page shows, digested: each job's row as the page
+# reads it and the group that holds it. Computing it reads the run's jobs through their index
+# and nothing else, far cheaper than loading and arranging the run: an unchanged page is
+# answered 304 from this alone. NULL when the run is unknown, not the org's, or has no job.
+_RUN_FINGERPRINT = """
+SELECT count(*) AS total,
+       count(*) FILTER (WHERE j.status IN ('PENDING', 'ASSIGNED', 'RUNNING')) AS live,
+       md5(string_agg(
+           ROW(j.job_id, j.status, j.outcome, j.attempts, j.max_attempts, j.duration_ms,
+               j.error, j.artifacts, j.group_id, j.started_at, j.finished_at,
+               g.status, g.install_ms, g.worker_id)::text,
+           ',' ORDER BY j.job_id)) AS digest
+FROM runs r
+JOIN jobs j ON j.run_id = r.run_id
+LEFT JOIN groups g ON g.group_id = j.group_id
+WHERE r.run_id = $1 AND ($2::text IS NULL OR r.org_id = $2)
+"""
+
+
+@dataclass(frozen=True)
+class RunFingerprint:
+    digest: str
+    done: bool  # no job of the run can change any more
+
+
+async def run_fingerprint(
+    conn: Conn, run_id: uuid.UUID, *, org_scope: str | None
+) -> RunFingerprint | None:
+    row = await conn.fetchrow(_RUN_FINGERPRINT, run_id, org_scope)
+    if row is None or not row["total"]:
+        return None
+    return RunFingerprint(digest=row["digest"], done=row["live"] == 0)
+
+
 _LIVE_GRANT = """
 SELECT token_id, role, org_id FROM api_tokens WHERE token_id = $1 AND revoked_at IS NULL
 """

@@ -368,3 +368,35 @@ async def test_pages_are_compressed_and_the_api_is_not(api: Api) -> None:
     async with api.client(str(made["token"])) as client:
         answer = await client.get(f"/v1/runs/{run_id}", headers={"Accept-Encoding": "gzip"})
     assert answer.status_code == 200 and "content-encoding" not in answer.headers
+
+
+async def test_an_unchanged_run_is_answered_from_its_fingerprint(
+    api: Api, pool: asyncpg.Pool
+) -> None:
+    """The 304 comes before the run is loaded; any change the live part shows (a job, or a
+    group's setup time, which no job row records) still makes it a 200."""
+    made = await finished_run(api)
+    run_id = made["run"]["run_id"]  # type: ignore[index]
+    path = f"/ui/runs/{run_id}?fragment=live"
+    async with signed_in(api, str(made["token"])) as client:
+        first = await client.get(path)
+        etag = first.headers["etag"]
+        assert (await client.get(path, headers={"If-None-Match": etag})).status_code == 304
+        await pool.execute(
+            "UPDATE groups SET install_ms = 4321 WHERE group_id IN "
+            "(SELECT group_id FROM jobs WHERE run_id = $1)",
+            run_id,
+        )
+        changed = await client.get(path, headers={"If-None-Match": etag})
+        assert changed.status_code == 200 and "setup 4.3 s" in changed.text
+        newer = changed.headers["etag"]
+        assert (await client.get(path, headers={"If-None-Match": newer})).status_code == 304
+        await pool.execute(
+            "UPDATE jobs SET error = 'flaky network' WHERE run_id = $1 AND status = 'FAILED'",
+            run_id,
+        )
+        again = await client.get(path, headers={"If-None-Match": newer})
+        assert again.status_code == 200 and "flaky network" in again.text
+    async with signed_in(api, await api.token("other-org")) as other:
+        stranger = await other.get(path, headers={"If-None-Match": again.headers["etag"]})
+    assert stranger.status_code == 404  # another org learns nothing, not even "unchanged"
