@@ -135,7 +135,7 @@ class Sources:
         for sub in ("checkouts", "deps", "tmp", "locks"):  # made on first use
             (self.cache_dir / sub).mkdir(parents=True, exist_ok=True)
         target = self.cache_dir / "checkouts" / repo / sha
-        lock = self.cache_dir / "locks" / f"{repo.replace('/', '__')}@{sha}.lock"
+        lock = _checkout_lock(self.cache_dir, repo, sha)
         async with exclusive(lock):
             if not target.is_dir():
                 await self._download_and_extract(source, repo, sha, target)
@@ -194,7 +194,7 @@ class Sources:
             return
         digest = hashlib.sha256(lockfile.read_bytes()).hexdigest()
         deps = self.cache_dir / "deps" / digest
-        async with exclusive(self.cache_dir / "locks" / f"deps-{digest}.lock"):
+        async with exclusive(_deps_lock(self.cache_dir, digest)):
             if not (deps / ".installed").is_file():
                 await self._npm_ci(project, lockfile, deps)
             os.utime(deps)
@@ -230,7 +230,7 @@ def sweep_stale(cache_dir: Path, *, keep_for_s: float) -> list[str]:
     checkouts = cache_dir / "checkouts"
     for target in sorted(checkouts.glob("*/*/*")):
         owner, repo, sha = target.relative_to(checkouts).parts
-        lock = cache_dir / "locks" / f"{owner}__{repo}@{sha}.lock"
+        lock = _checkout_lock(cache_dir, f"{owner}/{repo}", sha)
         if _stale(target, stale_before) and _delete_locked(target, lock, stale_before, cache_dir):
             deleted.append(f"checkouts/{owner}/{repo}/{sha}")
     linked = set()
@@ -240,12 +240,21 @@ def sweep_stale(cache_dir: Path, *, keep_for_s: float) -> list[str]:
     for deps in sorted((cache_dir / "deps").glob("*")):
         if deps.name in linked or not _stale(deps, stale_before):
             continue
-        lock = cache_dir / "locks" / f"deps-{deps.name}.lock"
-        if _delete_locked(deps, lock, stale_before, cache_dir):
+        if _delete_locked(deps, _deps_lock(cache_dir, deps.name), stale_before, cache_dir):
             deleted.append(f"deps/{deps.name}")
     for gone in deleted:
         logger.info("source cache evicted %s unused_for_s>=%.0f", gone, keep_for_s)
     return deleted
+
+
+def _checkout_lock(cache_dir: Path, repo: str, sha: str) -> Path:
+    """Held while a checkout of `repo` ("owner/name") at `sha` is made, used or deleted."""
+    return cache_dir / "locks" / f"{repo.replace('/', '__')}@{sha}.lock"
+
+
+def _deps_lock(cache_dir: Path, digest: str) -> Path:
+    """Held while the install for a lockfile hash is made, used or deleted."""
+    return cache_dir / "locks" / f"deps-{digest}.lock"
 
 
 def _stale(path: Path, stale_before: float) -> bool:

@@ -23,11 +23,6 @@ from app.store import history
 from app.store.leases import lock_lease, settle_group
 from qgjob.types import JobStatus, Outcome
 
-_READ_JOBS = """
-SELECT job_id, status, attempts, max_attempts FROM jobs
-WHERE job_id = ANY($1::uuid[]) AND group_id = $2
-"""
-
 # One statement applies a batch: the jobs that only started (`$12`) move to RUNNING with
 # their attempt; each finished job's attempt is recorded and the job moved to the state the
 # caller computed (`$8..$10`); the recorded attempts go into the duration history
@@ -127,12 +122,11 @@ async def apply_events(
     started: Sequence[uuid.UUID],
     finished: Sequence[Finished],
     backoff_s: float,
-    jobs: Mapping[uuid.UUID, asyncpg.Record] | None = None,
+    jobs: Mapping[uuid.UUID, asyncpg.Record],
 ) -> Applied:
     """Apply a batch of job events for one group, in one statement. A job that starts and
     finishes in the same batch goes straight to its end state. `jobs`: the batch's finished
-    jobs of this group as `lock_lease` read them (status, attempts, max_attempts), when the
-    caller has them already."""
+    jobs of this group as `lock_lease` read them (status, attempts, max_attempts)."""
     result = Applied()
     results: dict[uuid.UUID, Finished] = {}
     for event in finished:
@@ -141,8 +135,6 @@ async def apply_events(
         else:
             results[event.job_id] = event
     only_started = list(dict.fromkeys(j for j in started if j not in results))
-    if jobs is None:
-        jobs = {r["job_id"]: r for r in await conn.fetch(_READ_JOBS, list(results), group_id)}
     held = [results[job_id] for job_id in sorted(results) if job_id in jobs]
     if not held and not only_started:
         _ignore_strangers(result, results, jobs)

@@ -354,10 +354,6 @@ async def settle_group(
     return Settled(finished=row["finished"], cancelled=list(row["cancelled"]))
 
 
-async def finish_group_if_done(conn: TxConn, group_id: uuid.UUID, status: str = "FINISHED") -> bool:
-    return (await settle_group(conn, group_id, status)).finished
-
-
 _RELEASE_UNSTARTED = """
 WITH back AS (
     UPDATE jobs SET status = 'PENDING', attempts = attempts - 1, updated_at = now()

@@ -15,7 +15,7 @@ import json
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -143,9 +143,9 @@ class Loaded:
     snapshot: QueueSnapshot
     now: datetime
     worker_rows: dict[str, dict[str, Any]]
-    keyed: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
-    buildless: frozenset[str] = frozenset()
-    partly_listed: frozenset[tuple[str, str, Target]] = frozenset()
+    keyed: dict[tuple[str, str, str], dict[str, Any]]
+    buildless: frozenset[str]
+    partly_listed: frozenset[tuple[str, str, Target]]
 
 
 async def load_snapshot(

@@ -70,13 +70,10 @@ def respond(
         shown = {k: v for k, v in values.items() if ages or k != "now"}
         basis = json.dumps(shown, default=repr, sort_keys=True)
     etag = live_etag(pages, template, basis)
-    headers = {**SECURITY_HEADERS, "ETag": etag}
-    if done:
-        headers["X-Live-Done"] = "1"
-    if request.headers.get("if-none-match") == etag:
-        return Response(status_code=304, headers=headers)
+    if (unchanged := not_modified(request, etag, done=done)) is not None:
+        return unchanged
     body = pages.text(template.replace(".html", "_live.html"), values)
-    return Response(body, media_type="text/html", headers=headers)
+    return Response(body, media_type="text/html", headers=_live_headers(etag, done=done))
 
 
 def live_etag(pages: Pages, template: str, basis: str) -> str:
@@ -89,10 +86,15 @@ def not_modified(request: Request, etag: str, *, done: bool) -> Response | None:
     """A 304 when the browser's copy of the live part is this one."""
     if request.headers.get("if-none-match") != etag:
         return None
+    return Response(status_code=304, headers=_live_headers(etag, done=done))
+
+
+def _live_headers(etag: str, *, done: bool) -> dict[str, str]:
+    """`X-Live-Done` tells the page's script that nothing on it can change any more."""
     headers = {**SECURITY_HEADERS, "ETag": etag}
     if done:
         headers["X-Live-Done"] = "1"
-    return Response(status_code=304, headers=headers)
+    return headers
 
 
 def only_signed_in(viewer: Viewer) -> Response | None:

@@ -708,13 +708,21 @@ async def _create_check_run(request: Request, state: FakeGitHub) -> Response:
     return _json(_check_run_json(state, run, str(request.base_url)), state, status=201)
 
 
-async def _update_check_run(request: Request, state: FakeGitHub) -> Response:
+def _own_check_run(request: Request, state: FakeGitHub) -> FakeCheckRun | Response:
+    """The check run the path names, when the caller's token may see its repository."""
     repo = _repo_access(request, state)
     if isinstance(repo, Response):
         return repo
     run = state.check_runs.get(int(request.path_params["check_run_id"]))
     if run is None or run.repo != repo.full_name:
         return _error(404, "Not Found", state)
+    return run
+
+
+async def _update_check_run(request: Request, state: FakeGitHub) -> Response:
+    run = _own_check_run(request, state)
+    if isinstance(run, Response):
+        return run
     body = json.loads(await request.body() or b"null")
     if (invalid := _validation_error(state, f"PATCH {_CHECKED_BODIES[1][1]}", body)) is not None:
         return invalid
@@ -723,12 +731,9 @@ async def _update_check_run(request: Request, state: FakeGitHub) -> Response:
 
 
 async def _get_check_run(request: Request, state: FakeGitHub) -> Response:
-    repo = _repo_access(request, state)
-    if isinstance(repo, Response):
-        return repo
-    run = state.check_runs.get(int(request.path_params["check_run_id"]))
-    if run is None or run.repo != repo.full_name:
-        return _error(404, "Not Found", state)
+    run = _own_check_run(request, state)
+    if isinstance(run, Response):
+        return run
     return _json(_check_run_json(state, run, str(request.base_url)), state)
 
 
