@@ -14,6 +14,12 @@ Conn = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
 TxConn = asyncpg.Connection | PoolConnectionProxy
 
 
+# The queue's working set is read from memory, not a spinning disk: PostgreSQL's default
+# random_page_cost (4) made the planner prefer a scan of every attempt row over 100 index
+# lookups when `job_attempts` held tens of thousands of rows (docs/performance.md).
+SERVER_SETTINGS = {"random_page_cost": "1.1"}
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for name in ("json", "jsonb"):
         await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
@@ -31,7 +37,8 @@ async def _nothing_to_reset(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(dsn: str, *, size: int = 10, **kwargs: Any) -> asyncpg.Pool:
-    """A pool whose connections speak JSON natively and come back without a reset query.
+    """A pool whose connections speak JSON natively, plan for data held in memory
+    (`SERVER_SETTINGS`), and come back without a reset query.
 
     It opens one connection at once (so that an unreachable database shows at start) but
     keeps no floor: after an outage, connections are made again as requests need them
@@ -44,6 +51,7 @@ async def create_pool(dsn: str, *, size: int = 10, **kwargs: Any) -> asyncpg.Poo
         max_size=size,
         init=_init_connection,
         reset=_nothing_to_reset,
+        server_settings=SERVER_SETTINGS | kwargs.pop("server_settings", {}),
         **kwargs,
     )
     return pool

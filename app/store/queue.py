@@ -79,9 +79,14 @@ CROSS JOIN LATERAL (
     ORDER BY j.priority DESC, j.created_at, j.job_id LIMIT $4
 ) AS j
 LEFT JOIN runs r ON r.run_id = j.run_id
-LEFT JOIN spec_history h
-       ON h.org_id = k.org_id AND h.target = k.target AND h.test_path = j.test_path
-LEFT JOIN job_attempts a ON a.job_id = j.job_id AND a.attempt = j.attempts AND j.attempts > 0
+LEFT JOIN LATERAL (
+    SELECT durations_ms FROM spec_history h
+    WHERE h.org_id = k.org_id AND h.target = k.target AND h.test_path = j.test_path LIMIT 1
+) AS h ON true
+LEFT JOIN LATERAL (
+    SELECT worker_id, outcome FROM job_attempts a
+    WHERE j.attempts > 0 AND a.job_id = j.job_id AND a.attempt = j.attempts LIMIT 1
+) AS a ON true
 """
 
 # `$4..$6` name the pending keys: their setup history, scope durations and last lease.
