@@ -13,6 +13,7 @@ from app.metrics import Metrics
 from app.policy import Policy
 from app.sources import NoSourceAccess, SourceAccess
 from app.storage import BlobStorage
+from app.store.claim_turns import ClaimTurns
 from app.wakeups import Wakeups
 from qgjob.settings import Settings
 
@@ -31,6 +32,11 @@ class Services:
     # Set when the server begins a graceful shutdown: long-polls answer at once, readyz says 503.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     github: GitHubApp | None = None  # None: the GitHub App is not configured
+    # Claims of this process that arrive together share a turn of the claim lock.
+    claims: ClaimTurns = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.claims = ClaimTurns(self.pool)
 
     def begin_shutdown(self) -> None:
         self.stopping.set()

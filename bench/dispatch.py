@@ -17,9 +17,11 @@
    that the timed drain runs on tables, planner statistics and caches of a queue in
    service rather than of an empty schema (whose statistics say "no rows" and give plans
    no running service has). Then the same N jobs enqueued in batches of 1,000 (not timed),
-   the same VACUUM ANALYZE + CHECKPOINT, and K consumers with a connection each drain them.
-   Ours, per group of up to 100 jobs: the claim transaction (`claim_group`: pick a key,
-   take its jobs, insert the group and the attempt rows), then the events transaction
+   the same VACUUM ANALYZE + CHECKPOINT, and K consumers drain them.
+   Ours, per group of up to 100 jobs: the claim as the claim endpoint makes it
+   (`ClaimTurns.claim`: the claims waiting together share a turn of the claim lock, one
+   transaction on one connection; per claim pick a key, take its jobs, insert the group and
+   the attempt rows), then, on the consumer's own connection, the events transaction
    exactly as the events endpoint runs it (`report_events`) for a batch holding every
    job's start and finish: lock the lease and read the jobs, apply the batch (one
    set-based statement), settle the group. PgQueuer: `PgQueuer.run(mode=drain)`
@@ -58,8 +60,9 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from app.database import create_pool
 from app.migrations import migrate
 from app.store import events as ev
+from app.store.claim_turns import ClaimTurns
 from app.store.jobs import NewRun, insert_run
-from app.store.leases import ClaimRequest, claim_group
+from app.store.leases import ClaimRequest
 from app.store.workers import register_worker
 from bench.harness import (
     Server,
@@ -235,13 +238,14 @@ async def drain_ours(admin_dsn: str, *, jobs: int, consumers: int, warmup: int) 
         worker_ids = [await register(name=f"s{k}", capacity=1) for k in range(consumers)]
         await enqueue_ours(pool, warmup, prefix="warm")
         await settle(dsn)
-        await asyncio.gather(*(consume_groups(pool, w) for w in worker_ids))
+        turns = ClaimTurns(pool)
+        await asyncio.gather(*(consume_groups(pool, turns, w) for w in worker_ids))
         started = time.perf_counter()
         await enqueue_ours(pool, jobs, prefix="v")
         enqueue_s = time.perf_counter() - started
         await settle(dsn)
         started = time.perf_counter()
-        groups = await asyncio.gather(*(consume_groups(pool, w) for w in worker_ids))
+        groups = await asyncio.gather(*(consume_groups(pool, turns, w) for w in worker_ids))
         elapsed = time.perf_counter() - started
         completed = await pool.fetchval("SELECT count(*) FROM jobs WHERE status = 'COMPLETED'")
     finally:
@@ -268,15 +272,14 @@ async def enqueue_ours(pool: asyncpg.Pool, jobs: int, *, prefix: str) -> None:
         await insert_run(pool, new)
 
 
-async def consume_groups(pool: asyncpg.Pool, worker_id: uuid.UUID) -> int:
-    """Claim groups and report each job started and passed, as the claim and events
-    endpoints do (one transaction each), until there is nothing left to claim."""
+async def consume_groups(pool: asyncpg.Pool, turns: ClaimTurns, worker_id: uuid.UUID) -> int:
+    """Claim groups as the claim endpoint does, and report each job started and passed as
+    the events endpoint does (a transaction), until there is nothing left to claim."""
     wanted = ClaimRequest(worker_id=worker_id, targets=[Target.EMULATOR], lease_ttl_s=30.0)
     groups = 0
     async with pool.acquire() as conn:
         while True:
-            async with conn.transaction():
-                group = await claim_group(conn, wanted)
+            group = await turns.claim(wanted)
             if group is None:
                 return groups
             group_id = uuid.UUID(group["group_id"])
@@ -446,8 +449,9 @@ def render(f: Figures) -> list[str]:
         )
         lines += [
             "  each side claims and finishes every job, one commit per step, same durability:",
-            "    ours, per group of <= 100 jobs: a claim transaction (lock the worker, pick a",
-            "      key, take its jobs + open the group and attempt rows + mark the worker busy)",
+            "    ours, per group of <= 100 jobs: a claim in a turn of the claim lock shared by the",
+            "      claims waiting for it (lock, touch the worker, pick a key, take its jobs + open",
+            "      the group and attempt rows + mark the worker busy, read the key again)",
             "      and an events transaction (lock the lease, read the jobs, record attempts +",
             "      move jobs, cancelled jobs, finish the group and free the worker)",
             "    PgQueuer, per batch: one dequeue statement (jobs marked picked, log rows), then",

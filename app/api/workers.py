@@ -22,7 +22,7 @@ from app.errors import NotFound
 from app.services import Services
 from app.sources import grant_sources
 from app.store import workers as store
-from app.store.leases import ClaimRequest, UnknownWorker, claim_group
+from app.store.leases import ClaimRequest, UnknownWorker
 from app.store.tokens import Principal
 from qgjob.types import Role, Target
 
@@ -103,8 +103,7 @@ async def claim(request: Request) -> Response:
         if services.stopping.is_set() or await request.is_disconnected():
             return Response(status_code=204)
         try:
-            async with services.pool.acquire() as conn, conn.transaction():
-                group = await claim_group(conn, wanted)
+            group = await services.claims.claim(wanted)
         except UnknownWorker:
             raise NotFound(f"worker {wanted.worker_id} not found") from None
         if group is not None:

@@ -1,7 +1,8 @@
 """Groups and their leases: claim, heartbeat, release, and the reaper's expiry sweep.
 
 A claim leases what the scheduling policy (`dispatch.scheduling`, DESIGN §5) decides on a
-snapshot of the queue loaded in the claim's own transaction (`app.store.queue`).
+snapshot of the queue loaded in the claim's transaction (`app.store.queue`), or carried
+from the claim before it in the same turn of the claim lock.
 
 Every write under a lease checks its fencing token inside the same transaction
 (`group_id`, `lease_token`, status LEASED and not yet expired). A stale token changes
@@ -21,7 +22,7 @@ from app.database import Conn, TxConn
 from app.policy import Policy
 from app.store.builds import CLAIMED_BUILD_JSON, claimed_build
 from app.store.jobs import Wire, to_wire
-from app.store.queue import Loaded, Scope, list_all_jobs, load_snapshot
+from app.store.queue import Loaded, Scope, after_lease, list_all_jobs, load_snapshot
 from dispatch.scheduling import ClaimDecision, QueueSnapshot, WorkerView, decide_claim
 from qgjob.types import Target
 
@@ -29,8 +30,10 @@ logger = logging.getLogger(__name__)
 
 # Claims take turns (one transaction-scoped advisory lock): each decides on a snapshot
 # nobody else is changing, so running-group counts, caps and split decisions are exact.
-# A claim holds it for a few milliseconds. The claim also counts as the worker's heartbeat:
-# an idle worker that long-polls is alive; it reports the builds it has ready (affinity).
+# A turn holds it for a few milliseconds per claim it serves (`claim_groups`; the claims of
+# one process that wait together share a turn: app.store.claim_turns). The claim also
+# counts as the worker's heartbeat: an idle worker that long-polls is alive; it reports the
+# builds it has ready (affinity).
 CLAIM_LOCK_ID = 0x71676A6F62_01
 _LOCK_WORKER = """
 WITH turn AS (SELECT pg_advisory_xact_lock($2) AS taken)
@@ -95,37 +98,93 @@ class UnknownWorker(LookupError):
     pass
 
 
-async def claim_group(conn: TxConn, request: ClaimRequest) -> Wire | None:
-    """Lease what `dispatch.scheduling.decide_claim` picks for this worker, or None.
+# What each claim of a turn comes to: a lease, nothing to lease, or an unknown worker.
+Claimed = Wire | None | UnknownWorker
 
-    Four or five statements: take the claim turn (and touch the worker), load the queue (two:
-    a first look at every key), list the chosen key's jobs when the first look did not show
-    them all, take the chosen jobs.
+
+async def claim_group(conn: TxConn, request: ClaimRequest) -> Wire | None:
+    """Lease what `dispatch.scheduling.decide_claim` picks for this worker, or None; one
+    claim in a turn of its own (`claim_groups`) in the caller's transaction."""
+    (claimed,) = await claim_groups(conn, [request])
+    if isinstance(claimed, UnknownWorker):
+        raise claimed
+    return claimed
+
+
+async def claim_groups(conn: TxConn, requests: Sequence[ClaimRequest]) -> list[Claimed]:
+    """Serve several claims, one after the other, in one turn of the claim lock (the
+    caller's transaction): each is decided as if it had a turn of its own, on a snapshot
+    that holds the leases of the claims before it.
+
+    The first claim takes the turn and loads the queue; each next claim decides on the
+    snapshot the previous one left (its lease running, its key read again), or loads the
+    queue anew when it looks at another part of it (other targets, an org's own worker).
+    Per claim: touch the worker, decide, list the chosen key when the first look did not
+    show all of it, take the jobs, read the key again for the next claim.
     """
-    worker = await conn.fetchrow(
-        _LOCK_WORKER,
-        request.worker_id,
-        CLAIM_LOCK_ID,
-        None if request.ready_builds is None else list(request.ready_builds),
+    claimed: list[Claimed] = []
+    carried: tuple[Scope, ClaimRequest, Loaded] | None = None
+    for n, request in enumerate(requests):
+        worker = await conn.fetchrow(
+            _LOCK_WORKER,
+            request.worker_id,
+            CLAIM_LOCK_ID,
+            None if request.ready_builds is None else list(request.ready_builds),
+        )
+        if worker is None:
+            claimed.append(UnknownWorker(str(request.worker_id)))
+            continue
+        if worker["live"] >= worker["capacity"] or worker["status"] == "draining":
+            claimed.append(None)
+            continue
+        scope = Scope(
+            targets=tuple(request.targets),
+            pending_org=worker["org_id"],
+            worker_org=worker["org_id"],
+            needs_build=worker["needs_build"],
+        )
+        if carried is not None and _same_view(carried, scope, request):
+            loaded = carried[2]
+        else:
+            loaded = await load_snapshot(
+                conn,
+                scope=scope,
+                policy=request.policy,
+                online_within_s=request.lease_ttl_s,
+                jobs_per_key=request.policy.first_look_jobs_per_key,
+            )
+        group, after = await _claim_on(
+            conn, request, worker, scope, loaded, last=n == len(requests) - 1
+        )
+        claimed.append(group)
+        carried = None if after is None else (scope, request, after)
+    return claimed
+
+
+def _same_view(
+    carried: tuple[Scope, ClaimRequest, Loaded], scope: Scope, request: ClaimRequest
+) -> bool:
+    """Whether `request` would load the snapshot that the previous claim left."""
+    before_scope, before, _ = carried
+    return (
+        before_scope == scope
+        and before.lease_ttl_s == request.lease_ttl_s
+        and before.policy == request.policy
     )
-    if worker is None:
-        raise UnknownWorker(str(request.worker_id))
-    if worker["live"] >= worker["capacity"] or worker["status"] == "draining":
-        return None
-    scope = Scope(
-        targets=request.targets,
-        pending_org=worker["org_id"],
-        worker_org=worker["org_id"],
-        needs_build=worker["needs_build"],
-    )
+
+
+async def _claim_on(
+    conn: TxConn,
+    request: ClaimRequest,
+    worker: asyncpg.Record,
+    scope: Scope,
+    loaded: Loaded,
+    *,
+    last: bool,
+) -> tuple[Wire | None, Loaded | None]:
+    """Decide and lease for `request` on `loaded`; the lease (or None) and the snapshot the
+    next claim of the turn may decide on (None: it must load the queue anew)."""
     policy = request.policy
-    loaded = await load_snapshot(
-        conn,
-        scope=scope,
-        policy=policy,
-        online_within_s=request.lease_ttl_s,
-        jobs_per_key=policy.first_look_jobs_per_key,
-    )
     me = _asking(request, worker, loaded)
     # Decide on the first look; when the key chosen has more jobs than it listed, list up to
     # `max_jobs_per_key` of them and decide again on that (the batch comes from the full
@@ -135,7 +194,7 @@ async def claim_group(conn: TxConn, request: ClaimRequest) -> Wire | None:
     while tries:
         decision = decide_claim(loaded.snapshot, me, now=loaded.now, config=policy.scheduler)
         if decision is None:
-            return None
+            return None, None if tries < 2 else loaded
         if decision.key.base in loaded.partly_listed and listings:
             listings -= 1
             base = decision.key.base
@@ -150,11 +209,17 @@ async def claim_group(conn: TxConn, request: ClaimRequest) -> Wire | None:
                 len(decision.job_ids),
                 decision.reason,
             )
-            return group
+            if last:
+                return group, None
+            worker_id = str(request.worker_id)
+            after = await after_lease(
+                conn, loaded, decision, worker_id=worker_id, scope=scope, policy=policy
+            )
+            return group, after
         tries -= 1
         pending = tuple(p for p in loaded.snapshot.pending if p.key != decision.key)
         loaded = replace(loaded, snapshot=replace(loaded.snapshot, pending=pending))
-    return None
+    return None, None
 
 
 def _asking(request: ClaimRequest, worker: asyncpg.Record, loaded: Loaded) -> WorkerView:

@@ -33,7 +33,15 @@ from dispatch.grouping import (
     JobFacts,
     group_key,
 )
-from dispatch.scheduling import PendingJob, PendingKey, QueueSnapshot, RunningGroup, WorkerView
+from dispatch.scheduling import (
+    ClaimDecision,
+    PendingJob,
+    PendingKey,
+    QueueSnapshot,
+    RunningGroup,
+    WorkerView,
+    apply_claim,
+)
 from dispatch.waiting import WaitingCode, waiting_reason
 from qgjob.types import Priority, Target
 
@@ -143,7 +151,8 @@ class Scope:
 class Loaded:
     """A snapshot, the instant it was taken (the database's clock), the workers' rows, and
     what `list_all_jobs` needs to list more of a key: the keys' context, the targets served
-    without an uploaded build, and the base keys with pending jobs beyond those listed."""
+    without an uploaded build, and the base keys listed short of `max_jobs_per_key` jobs
+    while more are pending."""
 
     snapshot: QueueSnapshot
     now: datetime
@@ -206,7 +215,7 @@ async def load_snapshot(
     partly = frozenset(
         (org, version, Target(target))
         for (org, version, target), n in listed.items()
-        if n < counted[(org, version, target)]
+        if n < min(counted[(org, version, target)], policy.max_jobs_per_key)
     )
     return Loaded(
         snapshot,
@@ -225,12 +234,55 @@ async def list_all_jobs(
     context and workers; the key's jobs read again in the caller's transaction)."""
     if base not in loaded.partly_listed:
         return loaded
+    return await _relisted(
+        conn, loaded, base, jobs_per_key=policy.max_jobs_per_key, scope=scope, policy=policy
+    )
+
+
+async def after_lease(
+    conn: Conn,
+    loaded: Loaded,
+    decision: ClaimDecision,
+    *,
+    worker_id: str,
+    scope: Scope,
+    policy: Policy,
+) -> Loaded:
+    """`loaded` as the next claim of the same turn must see it, once `decision` was leased to
+    `worker_id` in the caller's transaction: the lease runs, the worker has a slot fewer, and
+    the key was just served; its jobs are read again (a first look, counted anew)."""
+    base = decision.key.base
+    snapshot = apply_claim(loaded.snapshot, decision, worker_id=worker_id, now=loaded.now)
+    context_key = (base[0], base[1], base[2].value)
+    keyed = dict(loaded.keyed)
+    keyed[context_key] = {**keyed.get(context_key, {}), "last_lease": loaded.now.isoformat()}
+    leased = replace(loaded, snapshot=snapshot, keyed=keyed)
+    return await _relisted(
+        conn,
+        leased,
+        base,
+        jobs_per_key=policy.max_jobs_per_key,
+        scope=scope,
+        policy=policy,
+    )
+
+
+async def _relisted(
+    conn: Conn,
+    loaded: Loaded,
+    base: tuple[str, str, Target],
+    *,
+    jobs_per_key: int,
+    scope: Scope,
+    policy: Policy,
+) -> Loaded:
+    """`loaded` with the pending jobs of `base` read again: its first `jobs_per_key`."""
     rows = await conn.fetch(
         _PENDING,
         [t.value for t in scope.targets],
         scope.pending_org,
         0,  # no key but `base`
-        policy.max_jobs_per_key,
+        jobs_per_key,
         base[0],
         base[1],
         base[2].value,
@@ -241,7 +293,10 @@ async def list_all_jobs(
     )
     others = tuple(p for p in loaded.snapshot.pending if p.key.base != base)
     snapshot = replace(loaded.snapshot, pending=others + refined)
-    return replace(loaded, snapshot=snapshot, partly_listed=loaded.partly_listed - {base})
+    partly = loaded.partly_listed - {base}
+    if rows and len(rows) < min(rows[0]["pending"], policy.max_jobs_per_key):
+        partly |= {base}
+    return replace(loaded, snapshot=snapshot, partly_listed=partly)
 
 
 def _json(value: Any) -> list[dict[str, Any]]:
