@@ -198,7 +198,7 @@ async def _claim_on(
         if decision.key.base in loaded.partly_listed and listings:
             listings -= 1
             base = decision.key.base
-            loaded = await list_all_jobs(conn, loaded, base, scope=scope, policy=policy)
+            loaded = await list_all_jobs(conn, loaded, base, policy=policy)
             continue
         group = await _take(conn, request, decision, loaded.snapshot)
         if group is not None:
@@ -212,9 +212,7 @@ async def _claim_on(
             if last:
                 return group, None
             worker_id = str(request.worker_id)
-            after = await after_lease(
-                conn, loaded, decision, worker_id=worker_id, scope=scope, policy=policy
-            )
+            after = await after_lease(conn, loaded, decision, worker_id=worker_id, policy=policy)
             return group, after
         tries -= 1
         pending = tuple(p for p in loaded.snapshot.pending if p.key != decision.key)

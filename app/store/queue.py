@@ -45,10 +45,37 @@ from dispatch.scheduling import (
 from dispatch.waiting import WaitingCode, waiting_reason
 from qgjob.types import Priority, Target
 
+# Each key's first `$4` jobs (most urgent, then oldest) with their duration history and last
+# attempt, for the keys in `counted` (org_id, app_version_id, target, pending). The lookups
+# are LATERAL with LIMIT 1 so that the planner cannot turn them into joins that read every
+# attempt or history row (tests/integration/test_query_plans.py).
+_LISTED = """
+SELECT k.org_id, k.app_version_id, k.target, k.pending, j.job_id, j.test_path, j.priority,
+       j.created_at, j.attempts, j.not_before, r.repo, h.durations_ms,
+       a.worker_id AS last_worker_id, a.outcome AS last_outcome
+FROM counted k
+CROSS JOIN LATERAL (
+    SELECT job_id, run_id, test_path, priority, created_at, attempts, not_before FROM jobs j
+    WHERE j.status = 'PENDING' AND j.org_id = k.org_id AND j.app_version_id = k.app_version_id
+      AND j.target = k.target
+    ORDER BY j.priority DESC, j.created_at, j.job_id LIMIT $4
+) AS j
+LEFT JOIN runs r ON r.run_id = j.run_id
+LEFT JOIN LATERAL (
+    SELECT durations_ms FROM spec_history h
+    WHERE h.org_id = k.org_id AND h.target = k.target AND h.test_path = j.test_path LIMIT 1
+) AS h ON true
+LEFT JOIN LATERAL (
+    SELECT worker_id, outcome FROM job_attempts a
+    WHERE j.attempts > 0 AND a.job_id = j.job_id AND a.attempt = j.attempts LIMIT 1
+) AS a ON true
+"""
+
 # The distinct pending keys come from a skip scan of `jobs_pending_key` (one index probe per
 # key, not a pass over every pending job); each key's first entry is its most urgent, oldest
 # job. A key's jobs are listed in that order, and counted up to `$8`.
-_PENDING = """
+_PENDING = (
+    """
 WITH RECURSIVE keys AS (
     (SELECT org_id, app_version_id, target, priority, created_at AS oldest FROM jobs
      WHERE status = 'PENDING' AND target = ANY($1::target[]) AND ($2::text IS NULL OR org_id = $2)
@@ -75,27 +102,23 @@ WITH RECURSIVE keys AS (
                       AND p.app_version_id = c.app_version_id AND p.target = c.target
                     LIMIT $8) AS capped) AS pending
     FROM chosen c
+)"""
+    + _LISTED
 )
-SELECT k.org_id, k.app_version_id, k.target, k.pending, j.job_id, j.test_path, j.priority,
-       j.created_at, j.attempts, j.not_before, r.repo, h.durations_ms,
-       a.worker_id AS last_worker_id, a.outcome AS last_outcome
-FROM counted k
-CROSS JOIN LATERAL (
-    SELECT job_id, run_id, test_path, priority, created_at, attempts, not_before FROM jobs j
-    WHERE j.status = 'PENDING' AND j.org_id = k.org_id AND j.app_version_id = k.app_version_id
-      AND j.target = k.target
-    ORDER BY j.priority DESC, j.created_at, j.job_id LIMIT $4
-) AS j
-LEFT JOIN runs r ON r.run_id = j.run_id
-LEFT JOIN LATERAL (
-    SELECT durations_ms FROM spec_history h
-    WHERE h.org_id = k.org_id AND h.target = k.target AND h.test_path = j.test_path LIMIT 1
-) AS h ON true
-LEFT JOIN LATERAL (
-    SELECT worker_id, outcome FROM job_attempts a
-    WHERE j.attempts > 0 AND a.job_id = j.job_id AND a.attempt = j.attempts LIMIT 1
-) AS a ON true
-"""
+
+# One key's jobs (`$1..$3`), as `_PENDING` lists them, without enumerating the other keys.
+_PENDING_OF_KEY = (
+    """
+WITH counted AS MATERIALIZED (
+    SELECT $1::text AS org_id, $2::text AS app_version_id, $3::target AS target,
+           (SELECT count(*) FROM (
+               SELECT 1 FROM jobs p
+               WHERE p.status = 'PENDING' AND p.org_id = $1 AND p.app_version_id = $2
+                 AND p.target = $3
+               LIMIT $5) AS capped) AS pending
+)"""
+    + _LISTED
+)
 
 # `$4..$6` name the pending keys: their setup history, scope durations and last lease.
 _CONTEXT = """
@@ -228,15 +251,13 @@ async def load_snapshot(
 
 
 async def list_all_jobs(
-    conn: Conn, loaded: Loaded, base: tuple[str, str, Target], *, scope: Scope, policy: Policy
+    conn: Conn, loaded: Loaded, base: tuple[str, str, Target], *, policy: Policy
 ) -> Loaded:
     """`loaded` with up to `policy.max_jobs_per_key` jobs of `base` listed (same instant,
     context and workers; the key's jobs read again in the caller's transaction)."""
     if base not in loaded.partly_listed:
         return loaded
-    return await _relisted(
-        conn, loaded, base, jobs_per_key=policy.max_jobs_per_key, scope=scope, policy=policy
-    )
+    return await _relisted(conn, loaded, base, jobs_per_key=policy.max_jobs_per_key, policy=policy)
 
 
 async def after_lease(
@@ -245,7 +266,6 @@ async def after_lease(
     decision: ClaimDecision,
     *,
     worker_id: str,
-    scope: Scope,
     policy: Policy,
 ) -> Loaded:
     """`loaded` as the next claim of the same turn must see it, once `decision` was leased to
@@ -258,12 +278,7 @@ async def after_lease(
     keyed[context_key] = {**keyed.get(context_key, {}), "last_lease": loaded.now.isoformat()}
     leased = replace(loaded, snapshot=snapshot, keyed=keyed)
     return await _relisted(
-        conn,
-        leased,
-        base,
-        jobs_per_key=policy.max_jobs_per_key,
-        scope=scope,
-        policy=policy,
+        conn, leased, base, jobs_per_key=policy.first_look_jobs_per_key, policy=policy
     )
 
 
@@ -273,20 +288,11 @@ async def _relisted(
     base: tuple[str, str, Target],
     *,
     jobs_per_key: int,
-    scope: Scope,
     policy: Policy,
 ) -> Loaded:
     """`loaded` with the pending jobs of `base` read again: its first `jobs_per_key`."""
     rows = await conn.fetch(
-        _PENDING,
-        [t.value for t in scope.targets],
-        scope.pending_org,
-        0,  # no key but `base`
-        jobs_per_key,
-        base[0],
-        base[1],
-        base[2].value,
-        policy.max_jobs_counted,
+        _PENDING_OF_KEY, base[0], base[1], base[2].value, jobs_per_key, policy.max_jobs_counted
     )
     refined = _pending_keys(
         rows, loaded.keyed, policy=policy, now=loaded.now, buildless=set(loaded.buildless)
