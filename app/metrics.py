@@ -97,6 +97,12 @@ class Metrics:
             buckets=_WAIT_BUCKETS,
             registry=r,
         )
+        self.claim_turns = Histogram(
+            "qgjob_claim_turn_claims",
+            "Claims served by one turn of the claim lock (claims that waited together).",
+            buckets=(1, 2, 4, 8, 16),
+            registry=r,
+        )
         self.lease_expirations = Counter(
             "qgjob_lease_expirations",
             "Leases the reaper expired because their worker stopped heartbeating.",

@@ -36,7 +36,7 @@ class Services:
     claims: ClaimTurns = field(init=False)
 
     def __post_init__(self) -> None:
-        self.claims = ClaimTurns(self.pool)
+        self.claims = ClaimTurns(self.pool, on_turn=self.metrics.claim_turns.observe)
 
     def begin_shutdown(self) -> None:
         self.stopping.set()

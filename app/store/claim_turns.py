@@ -18,6 +18,7 @@ import asyncio
 import logging
 import uuid
 from collections import deque
+from collections.abc import Callable
 
 import asyncpg
 
@@ -36,9 +37,17 @@ class ClaimTurns:
     """Serve claims in turns over `pool`: `await turns.claim(request)` is a lease or None,
     or raises `UnknownWorker`, as `claim_group` in a transaction of its own would."""
 
-    def __init__(self, pool: asyncpg.Pool, *, most_per_turn: int = MOST_PER_TURN) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        most_per_turn: int = MOST_PER_TURN,
+        on_turn: Callable[[int], object] = lambda claims: None,
+    ) -> None:
+        """`on_turn` hears how many claims each turn served (a metric)."""
         self._pool = pool
         self._most = most_per_turn
+        self._on_turn = on_turn
         self._waiting: deque[_Waiting] = deque()
         self._serving: asyncio.Task[None] | None = None
 
@@ -56,6 +65,7 @@ class ClaimTurns:
                 turn = [self._waiting.popleft() for _ in range(min(self._most, len(self._waiting)))]
                 turn = [(request, future) for request, future in turn if not future.done()]
                 if turn:
+                    self._on_turn(len(turn))
                     await self._serve_turn(turn)
                 turn = []
         finally:
