@@ -8,9 +8,9 @@ from starlette.responses import JSONResponse, Response
 from app.api.params import path_uuid
 from app.auth import authenticate, require_role
 from app.errors import Conflict, NotFound
+from app.reruns import rerun_failed as rerun_failed_run
 from app.services import Services
 from app.store import jobs as store
-from app.store.reruns import rerun_failed as store_rerun_failed
 from qgjob.types import Role
 
 
@@ -19,12 +19,7 @@ async def rerun_failed(request: Request) -> Response:
     principal = await authenticate(request)
     require_role(principal, Role.SUBMITTER, Role.ADMIN)
     run_id = path_uuid(request, "run_id")
-    new_run_id = await store_rerun_failed(
-        services.pool,
-        run_id,
-        org_scope=principal.org_scope,
-        max_attempts=services.settings.max_attempts,
-    )
+    new_run_id = await rerun_failed_run(services, run_id, org_scope=principal.org_scope)
     if new_run_id is None:
         if await store.get_run(services.pool, run_id, org_scope=principal.org_scope) is None:
             raise NotFound(f"run {run_id} not found")

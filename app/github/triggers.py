@@ -23,6 +23,7 @@ from app.github.service import GitHubApp
 from app.github.tracker import wire
 from app.store.checkruns import (
     commit_has_run,
+    github_run,
     insert_check_run,
     insert_github_run,
     lock_commit,
@@ -224,6 +225,49 @@ async def _enqueue(
         run_id, trigger.repo, trigger.head_sha[:7], len(specs) * len(targets), len(superseded),
     )  # fmt: skip
     return f"run {run_id}: {len(specs)} specs × {len(targets)} targets"
+
+
+async def report_rerun(
+    app: GitHubApp, conn: TxConn, *, rerun_of: uuid.UUID, run_id: uuid.UUID
+) -> bool:
+    """Make `run_id`, a re-run of the failed specs of `rerun_of` inserted in the caller's
+    transaction, report to GitHub when `rerun_of` came from there, as a re-run asked for on
+    GitHub does: a GitHub run on the same commit, pull request and installation, and a
+    queued check run per target, owed to the outbox (wake it after the commit). False when
+    `rerun_of` did not come from GitHub."""
+    origin = await github_run(conn, rerun_of)
+    if origin is None:
+        return False
+    rows = await conn.fetch(
+        "SELECT target, array_agg(test_path ORDER BY test_path) AS specs FROM jobs"
+        " WHERE run_id = $1 GROUP BY target ORDER BY target",
+        run_id,
+    )
+    specs = {Target(row["target"]): tuple(row["specs"]) for row in rows}
+    trigger = Trigger(
+        kind="rerun_failed", installation_id=origin["installation_id"], org_id=origin["org_id"],
+        repo=origin["repo"], head_sha=origin["head_sha"], branch=origin["branch"],
+        pr_number=origin["pr_number"], approved=True, forced=True, targets=tuple(specs),
+        specs=tuple(sorted({path for paths in specs.values() for path in paths})),
+    )  # fmt: skip
+    await insert_github_run(
+        conn, run_id=run_id, installation_id=trigger.installation_id, repo=trigger.repo,
+        head_sha=trigger.head_sha, branch=trigger.branch, pr_number=trigger.pr_number,
+        trigger=trigger.kind,
+        timeout_minutes=origin["timeout_minutes"] or RepoConfig().timeout_minutes,
+    )  # fmt: skip
+    details = app.details_url(str(run_id), trigger.org_id)
+    for target, paths in specs.items():
+        queued = TargetRun(
+            str(run_id), target, trigger.head_sha, details, RunState.QUEUED,
+            specs=tuple(_pending(paths)),
+        )  # fmt: skip
+        await _owe(conn, trigger, render_check_run(queued), run_id=run_id, target=target)
+    logger.info(
+        "re-run reported to GitHub run_id=%s rerun_of=%s repo=%s sha=%s targets=%d",
+        run_id, rerun_of, trigger.repo, trigger.head_sha[:7], len(specs),
+    )  # fmt: skip
+    return True
 
 
 def _pending(specs: Sequence[str]) -> list[SpecRow]:

@@ -18,9 +18,9 @@ from starlette.responses import RedirectResponse, Response
 from app.api.bodies import read_body
 from app.api.params import path_uuid
 from app.errors import Conflict
+from app.reruns import rerun_failed as rerun_failed_run
 from app.services import Services
 from app.store import jobs as jobs_store
-from app.store.reruns import rerun_failed as store_rerun_failed
 from app.web.access import (
     CSRF_FIELD,
     check_csrf,
@@ -131,12 +131,7 @@ async def rerun_failed(request: Request, pages: Pages) -> Response:
     check_csrf(request, viewer, await read_form(request))
     run_id = path_uuid(request, "run_id")
     await visible_run(services, viewer, run_id)
-    new_run_id = await store_rerun_failed(
-        services.pool,
-        run_id,
-        org_scope=viewer.org_scope,
-        max_attempts=services.settings.max_attempts,
-    )
+    new_run_id = await rerun_failed_run(services, run_id, org_scope=viewer.org_scope)
     if new_run_id is None:
         raise Conflict(f"Run {run_id} has no failed jobs to re-run.")
     return RedirectResponse(f"/ui/runs/{new_run_id}?notice=rerun", status_code=303)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -90,11 +91,11 @@ async def rig(
         yield GitHubRig(fake[0], url, pool, state_url=fake[1])
 
 
-async def worker_token(rig: GitHubRig, settings: Settings) -> str:
+async def worker_token(rig: GitHubRig, settings: Settings, role: str = "worker") -> str:
     admin = settings.local_token_path.read_text().strip()
     async with httpx.AsyncClient(base_url=rig.service_url, timeout=30) as client:
         answer = await client.post(
-            "/v1/tokens", json={"org_id": ORG, "role": "worker"},
+            "/v1/tokens", json={"org_id": ORG, "role": role},
             headers={"Authorization": f"Bearer {admin}"},
         )  # fmt: skip
         answer.raise_for_status()
@@ -380,6 +381,46 @@ async def test_rerun_failed_runs_only_the_failed_specs(rig: GitHubRig, settings:
     await rig.deliver("check_suite", suite, delivery_id="suite-again")
     assert (await rig.processed("suite-again")).startswith("run ")
     assert await rig.pool.fetchval("SELECT count(*) FROM github_runs") == 3
+
+
+async def test_a_rerun_asked_for_through_the_api_reports_to_github_too(
+    rig: GitHubRig, settings: Settings
+) -> None:
+    await rig.deliver("push", payload("push/with-new-branch"), delivery_id="push")
+    await rig.processed("push")
+    token = await worker_token(rig, settings)
+    failing = ScriptedWorker(
+        rig.service_url, token, outcomes={"tests/login.spec.ts": Outcome.FAILED}
+    )
+    await failing.run_until_idle()
+    (done,) = await check_runs(rig, PUSH_SHA, count=1, status="completed")
+    submitter = await worker_token(rig, settings, role="submitter")
+    async with httpx.AsyncClient(base_url=rig.service_url, timeout=30) as client:
+        answer = await client.post(
+            f"/v1/runs/{done.external_id}/rerun-failed",
+            headers={"Authorization": f"Bearer {submitter}"},
+        )
+    assert answer.status_code == 201, answer.text
+    rerun_id = answer.json()["run_id"]
+    origin = await rig.pool.fetchrow(
+        "SELECT trigger, head_sha, installation_id FROM github_runs WHERE run_id = $1",
+        uuid.UUID(rerun_id),
+    )
+    assert dict(origin) == {"trigger": "rerun_failed", "head_sha": PUSH_SHA, "installation_id": 1}
+
+    def reported(status: str) -> Callable[[], FakeCheckRun | None]:
+        def check() -> FakeCheckRun | None:
+            runs = [r for r in rig.state.check_runs_on(PUSH_SHA) if r.external_id == rerun_id]
+            return runs[0] if runs and runs[0].status == status else None
+
+        return check
+
+    queued = await eventually(soon(reported("queued")), what="the re-run's check run, queued")
+    assert queued.name == done.name
+    await ScriptedWorker(rig.service_url, token).run_until_idle()
+    fixed = await eventually(soon(reported("completed")), what="the re-run's check run, done")
+    assert fixed.conclusion == "success"
+    assert "tests/login.spec.ts" in str(fixed.output)
 
 
 async def test_installation_events_keep_the_org_and_a_suspension_stops_processing(
