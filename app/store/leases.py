@@ -193,8 +193,8 @@ async def _claim_on(
     tries = listings = 2
     while tries:
         decision = decide_claim(loaded.snapshot, me, now=loaded.now, config=policy.scheduler)
-        if decision is None:
-            return None, None if tries < 2 else loaded
+        if decision is None:  # the snapshot is whole unless a key was dropped below
+            return None, (loaded if tries == 2 else None)
         if decision.key.base in loaded.partly_listed and listings:
             listings -= 1
             base = decision.key.base
