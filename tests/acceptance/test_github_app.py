@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -92,6 +92,7 @@ async def rig(
 
 
 async def worker_token(rig: GitHubRig, settings: Settings, role: str = "worker") -> str:
+    """A token of the org for `role` (a worker's, unless said otherwise)."""
     admin = settings.local_token_path.read_text().strip()
     async with httpx.AsyncClient(base_url=rig.service_url, timeout=30) as client:
         answer = await client.post(
@@ -342,7 +343,9 @@ async def test_a_fork_pull_request_waits_for_a_maintainer_then_runs(
     assert ran.conclusion == "success"
 
 
-async def test_rerun_failed_runs_only_the_failed_specs(rig: GitHubRig, settings: Settings) -> None:
+async def a_push_with_a_failed_spec(rig: GitHubRig, settings: Settings) -> tuple[str, FakeCheckRun]:
+    """A push whose run ends with tests/login.spec.ts failed: a worker token and the
+    push's completed check run."""
     await rig.deliver("push", payload("push/with-new-branch"), delivery_id="push")
     await rig.processed("push")
     token = await worker_token(rig, settings)
@@ -352,6 +355,21 @@ async def test_rerun_failed_runs_only_the_failed_specs(rig: GitHubRig, settings:
     await failing.run_until_idle()
     (done,) = await check_runs(rig, PUSH_SHA, count=1, status="completed")
     assert done.conclusion == "failure"
+    return token, done
+
+
+async def check_run_of(rig: GitHubRig, run_id: str, status: str) -> FakeCheckRun:
+    """The check run of our run `run_id` on the push's commit, once it has `status`."""
+
+    def check() -> FakeCheckRun | None:
+        runs = [r for r in rig.state.check_runs_on(PUSH_SHA) if r.external_id == run_id]
+        return runs[0] if runs and runs[0].status == status else None
+
+    return await eventually(soon(check), what=f"the check run of run {run_id}, {status}")
+
+
+async def test_rerun_failed_runs_only_the_failed_specs(rig: GitHubRig, settings: Settings) -> None:
+    token, done = await a_push_with_a_failed_spec(rig, settings)
 
     action = check_run_event(
         "requested_action", done, requested_action={"identifier": "rerun_failed"}
@@ -364,14 +382,8 @@ async def test_rerun_failed_runs_only_the_failed_specs(rig: GitHubRig, settings:
     )
     assert rerun["specs"] == ["tests/login.spec.ts"]
     await ScriptedWorker(rig.service_url, token).run_until_idle()
-
-    def fixed() -> FakeCheckRun | None:
-        runs = [
-            r for r in rig.state.check_runs_on(PUSH_SHA) if r.external_id == str(rerun["run_id"])
-        ]
-        return runs[0] if runs and runs[0].status == "completed" else None
-
-    assert (await eventually(soon(fixed), what="the re-run's check run")).conclusion == "success"
+    fixed = await check_run_of(rig, str(rerun["run_id"]), "completed")
+    assert fixed.conclusion == "success"
 
     # check_suite rerequested: the whole commit again, as a new run.
     suite = copy.deepcopy(payload("check_suite/rerequested"))
@@ -386,14 +398,7 @@ async def test_rerun_failed_runs_only_the_failed_specs(rig: GitHubRig, settings:
 async def test_a_rerun_asked_for_through_the_api_reports_to_github_too(
     rig: GitHubRig, settings: Settings
 ) -> None:
-    await rig.deliver("push", payload("push/with-new-branch"), delivery_id="push")
-    await rig.processed("push")
-    token = await worker_token(rig, settings)
-    failing = ScriptedWorker(
-        rig.service_url, token, outcomes={"tests/login.spec.ts": Outcome.FAILED}
-    )
-    await failing.run_until_idle()
-    (done,) = await check_runs(rig, PUSH_SHA, count=1, status="completed")
+    token, done = await a_push_with_a_failed_spec(rig, settings)
     submitter = await worker_token(rig, settings, role="submitter")
     async with httpx.AsyncClient(base_url=rig.service_url, timeout=30) as client:
         answer = await client.post(
@@ -407,18 +412,10 @@ async def test_a_rerun_asked_for_through_the_api_reports_to_github_too(
         uuid.UUID(rerun_id),
     )
     assert dict(origin) == {"trigger": "rerun_failed", "head_sha": PUSH_SHA, "installation_id": 1}
-
-    def reported(status: str) -> Callable[[], FakeCheckRun | None]:
-        def check() -> FakeCheckRun | None:
-            runs = [r for r in rig.state.check_runs_on(PUSH_SHA) if r.external_id == rerun_id]
-            return runs[0] if runs and runs[0].status == status else None
-
-        return check
-
-    queued = await eventually(soon(reported("queued")), what="the re-run's check run, queued")
+    queued = await check_run_of(rig, rerun_id, "queued")
     assert queued.name == done.name
     await ScriptedWorker(rig.service_url, token).run_until_idle()
-    fixed = await eventually(soon(reported("completed")), what="the re-run's check run, done")
+    fixed = await check_run_of(rig, rerun_id, "completed")
     assert fixed.conclusion == "success"
     assert "tests/login.spec.ts" in str(fixed.output)
 

@@ -15,11 +15,11 @@ from datetime import timedelta
 import asyncpg
 
 from app.policy import Policy
-from app.store.jobs import NewRun, insert_run
 from app.store.leases import ClaimRequest, claim_group
 from app.store.workers import register_worker
 from dispatch.scheduling import SchedulerConfig
-from qgjob.types import Priority, RunSource, Target
+from qgjob.types import Target
+from tests.support.runs import queue_run
 
 # Leases as large as the policy allows (no 180 s cap), so that a batch shows how many jobs
 # the claim saw.
@@ -27,17 +27,8 @@ WHOLE = Policy(scheduler=SchedulerConfig(max_batch_s=None))
 
 
 async def queue(pool: asyncpg.Pool, app_version_id: str, jobs: int) -> None:
-    await insert_run(
-        pool,
-        NewRun(
-            org_id="acme",
-            app_version_id=app_version_id,
-            tests=[f"tests/{app_version_id}/t{i:03}.spec.ts" for i in range(jobs)],
-            targets=[Target.EMULATOR],
-            priority=Priority.NORMAL,
-            source=RunSource.API,
-            max_attempts=3,
-        ),
+    await queue_run(
+        pool, app_version_id, [f"tests/{app_version_id}/t{i:03}.spec.ts" for i in range(jobs)]
     )
 
 

@@ -17,7 +17,6 @@ import pytest
 
 from app.policy import Policy
 from app.store.claim_turns import ClaimTurns
-from app.store.jobs import NewRun, insert_run
 from app.store.leases import (
     CLAIM_LOCK_ID,
     ClaimRequest,
@@ -27,7 +26,8 @@ from app.store.leases import (
 )
 from app.store.workers import register_worker
 from dispatch.scheduling import SchedulerConfig
-from qgjob.types import Priority, RunSource, Target
+from qgjob.types import Target
+from tests.support.runs import queue_run
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -42,18 +42,7 @@ async def queue(pool: asyncpg.Pool, app_version_id: str, durations_s: list[float
         tests,
         [round(s * 1000) for s in durations_s],
     )
-    await insert_run(
-        pool,
-        NewRun(
-            org_id="acme",
-            app_version_id=app_version_id,
-            tests=tests,
-            targets=[Target.EMULATOR],
-            priority=Priority.NORMAL,
-            source=RunSource.API,
-            max_attempts=3,
-        ),
-    )
+    await queue_run(pool, app_version_id, tests)
 
 
 async def worker(pool: asyncpg.Pool, capacity: int = 1) -> uuid.UUID:
@@ -68,7 +57,10 @@ def asking(worker_id: uuid.UUID) -> ClaimRequest:
     )
 
 
-def leased(group: Any) -> tuple[str, list[str]] | None:
+Leased = tuple[str, list[str]] | None
+
+
+def leased(group: Any) -> Leased:
     if group is None:
         return None
     return group["app_version_id"], sorted(job["job_id"] for job in group["jobs"])
@@ -84,6 +76,23 @@ async def rolled_back(pool: asyncpg.Pool, claims: Any) -> list[Any]:
             await transaction.rollback()
 
 
+async def both_ways(
+    pool: asyncpg.Pool, requests: list[ClaimRequest]
+) -> tuple[list[Leased], list[Leased]]:
+    """What the claims lease served in one turn, and each in a turn of its own (both rolled
+    back, so that both ways decide on the same queue)."""
+
+    async def shared(conn: asyncpg.Connection) -> list[Any]:
+        return await claim_groups(conn, requests)
+
+    async def one_turn_each(conn: asyncpg.Connection) -> list[Any]:
+        return [await claim_group(conn, request) for request in requests]
+
+    together = [leased(g) for g in await rolled_back(pool, shared)]
+    alone = [leased(g) for g in await rolled_back(pool, one_turn_each)]
+    return together, alone
+
+
 async def test_a_shared_turn_leases_what_turns_of_their_own_would(pool: asyncpg.Pool) -> None:
     # One large key worth splitting (8 x 120 s against a 60 s setup), a small old one, and
     # a mid-sized one; five claims, a worker of capacity 2 among them asking twice.
@@ -96,15 +105,7 @@ async def test_a_shared_turn_leases_what_turns_of_their_own_would(pool: asyncpg.
     )
     one, two, three = await worker(pool), await worker(pool), await worker(pool, capacity=2)
     requests = [asking(w) for w in (one, two, three, three, one)]
-
-    async def shared(conn: asyncpg.Connection) -> list[Any]:
-        return await claim_groups(conn, requests)
-
-    async def one_turn_each(conn: asyncpg.Connection) -> list[Any]:
-        return [await claim_group(conn, request) for request in requests]
-
-    together = [leased(g) for g in await rolled_back(pool, shared)]
-    alone = [leased(g) for g in await rolled_back(pool, one_turn_each)]
+    together, alone = await both_ways(pool, requests)
     assert together == alone
     keys = [lease[0] for lease in together if lease is not None]
     assert len(set(keys)) == 3 and len(keys) == 4  # the carried snapshot was used, and split
@@ -180,14 +181,6 @@ async def test_a_key_whose_listed_jobs_were_all_leased_is_read_again(pool: async
     await queue(pool, "large", [120.0] * 10)
     one, two = await worker(pool), await worker(pool)
     requests = [replace(asking(w), policy=policy) for w in (one, two)]
-
-    async def shared(conn: asyncpg.Connection) -> list[Any]:
-        return await claim_groups(conn, requests)
-
-    async def one_turn_each(conn: asyncpg.Connection) -> list[Any]:
-        return [await claim_group(conn, request) for request in requests]
-
-    together = [leased(g) for g in await rolled_back(pool, shared)]
-    alone = [leased(g) for g in await rolled_back(pool, one_turn_each)]
+    together, alone = await both_ways(pool, requests)
     assert together == alone
     assert [len(lease[1]) if lease else 0 for lease in together] == [4, 3]  # 6 left: half

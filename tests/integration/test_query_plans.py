@@ -18,8 +18,7 @@ import asyncpg
 
 from app.policy import Policy
 from app.store import events, history, queue
-from app.store.jobs import NewRun, insert_run
-from qgjob.types import Priority, RunSource, Target
+from tests.support.runs import queue_run
 
 TESTS = [f"tests/area{i % 40}/case{i:04}.spec.ts" for i in range(1000)]
 FINISHED_ATTEMPTS_PER_JOB = 20
@@ -27,26 +26,10 @@ FINISHED_ATTEMPTS_PER_JOB = 20
 HISTORY_TABLES = {"jobs", "job_attempts", "spec_history"}
 
 
-async def submit(pool: asyncpg.Pool, app_version_id: str, tests: list[str]) -> uuid.UUID:
-    run = await insert_run(
-        pool,
-        NewRun(
-            org_id="acme",
-            app_version_id=app_version_id,
-            tests=tests,
-            targets=[Target.EMULATOR],
-            priority=Priority.NORMAL,
-            source=RunSource.API,
-            max_attempts=3,
-        ),
-    )
-    return uuid.UUID(run["run_id"])
-
-
 async def a_service_with_history(pool: asyncpg.Pool) -> list[asyncpg.Record]:
     """20,000 finished attempts and a history for every spec, then 100 jobs leased (their
     attempts open), then the statistics a running service would have; the leased jobs."""
-    done = await submit(pool, "v1", TESTS)
+    done = await queue_run(pool, "v1", TESTS)
     await pool.execute(
         """
         WITH finished AS (
@@ -66,7 +49,7 @@ async def a_service_with_history(pool: asyncpg.Pool) -> list[asyncpg.Record]:
         " AS path",
         TESTS,
     )
-    queued = await submit(pool, "v2", TESTS[:300])
+    queued = await queue_run(pool, "v2", TESTS[:300])
     group_id = uuid.uuid4()
     leased = await pool.fetch(
         """
