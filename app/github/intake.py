@@ -15,7 +15,6 @@ processing of the same burst took turns with the acknowledgements on the one eve
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from contextlib import contextmanager
 import asyncpg
 
 from app.errors import lost_connection
+from app.group_commit import GroupCommit, Waiting
 from app.store.deliveries import NewDelivery, record_deliveries
 
 WRITERS = 4  # INSERT statements in flight at once; also the size of the route's own pool
@@ -30,7 +30,7 @@ MAX_BATCH = 200  # deliveries per statement
 QUIET_S = 0.05  # no delivery for this long: the burst is over, the inbox takes every slot
 BUSY_SLOTS = 1  # deliveries the inbox keeps in work while the route is busy
 
-_Waiting = tuple[NewDelivery, "asyncio.Future[bool]"]
+_Waiting = Waiting[NewDelivery, bool]
 
 
 class Intake:
@@ -44,12 +44,11 @@ class Intake:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._pool = pool
-        self._writers = writers
-        self._max_batch = max_batch
+        self._batches = GroupCommit(
+            self._commit, servers=writers, max_batch=max_batch, name="github-intake"
+        )
         self._quiet_s = quiet_s
         self._clock = clock
-        self._waiting: list[_Waiting] = []
-        self._writing: set[asyncio.Task[None]] = set()
         self._in_flight = 0
         self._last_s = -quiet_s
 
@@ -58,24 +57,7 @@ class Intake:
     async def record(self, delivery: NewDelivery) -> bool:
         """Commit `delivery`; False when its delivery id was seen before. Database errors
         are raised to the caller as they come."""
-        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.append((delivery, answer))
-        if len(self._writing) < self._writers:
-            task = asyncio.create_task(self._write(), name="github-intake")
-            self._writing.add(task)
-            task.add_done_callback(self._writing.discard)
-        return await answer
-
-    async def _write(self) -> None:
-        while self._waiting:
-            batch = self._waiting[: self._max_batch]
-            del self._waiting[: len(batch)]
-            try:
-                await self._commit(batch)
-            except BaseException:
-                for _, answer in batch:
-                    answer.cancel()
-                raise
+        return await self._batches.submit(delivery)
 
     async def _commit(self, batch: list[_Waiting]) -> None:
         distinct: dict[str, NewDelivery] = {}
@@ -103,7 +85,7 @@ class Intake:
 
     async def aclose(self) -> None:
         """Wait for the statements in flight (their requests are waiting for them)."""
-        await asyncio.gather(*self._writing, return_exceptions=True)
+        await self._batches.aclose()
 
     # -- who goes first -----------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,18 +207,10 @@ async def _enqueue(
                 await cancel_run(conn, old, org_scope=None)
         run = await insert_run(conn, new)
         run_id = uuid.UUID(run["run_id"])
-        await insert_github_run(
-            conn, run_id=run_id, installation_id=trigger.installation_id, repo=trigger.repo,
-            head_sha=trigger.head_sha, branch=trigger.branch, pr_number=trigger.pr_number,
-            trigger=trigger.kind, timeout_minutes=config.timeout_minutes,
+        await _report_queued(
+            app, conn, trigger, run_id=run_id, specs=dict.fromkeys(targets, specs),
+            timeout_minutes=config.timeout_minutes,
         )  # fmt: skip
-        details = app.details_url(str(run_id), trigger.org_id)
-        for target in targets:
-            queued = TargetRun(
-                str(run_id), target, trigger.head_sha, details, RunState.QUEUED,
-                specs=tuple(_pending(specs)),
-            )  # fmt: skip
-            await _owe(conn, trigger, render_check_run(queued), run_id=run_id, target=target)
     app.outbox_wakeups.wake()
     logger.info(
         "run started run_id=%s repo=%s sha=%s jobs=%d superseded=%d",
@@ -250,11 +242,32 @@ async def report_rerun(
         pr_number=origin["pr_number"], approved=True, forced=True, targets=tuple(specs),
         specs=tuple(sorted({path for paths in specs.values() for path in paths})),
     )  # fmt: skip
+    await _report_queued(
+        app, conn, trigger, run_id=run_id, specs=specs,
+        timeout_minutes=origin["timeout_minutes"] or RepoConfig().timeout_minutes,
+    )  # fmt: skip
+    logger.info(
+        "re-run reported to GitHub run_id=%s rerun_of=%s repo=%s sha=%s targets=%d",
+        run_id, rerun_of, trigger.repo, trigger.head_sha[:7], len(specs),
+    )  # fmt: skip
+    return True
+
+
+async def _report_queued(
+    app: GitHubApp,
+    conn: TxConn,
+    trigger: Trigger,
+    *,
+    run_id: uuid.UUID,
+    specs: Mapping[Target, Sequence[str]],
+    timeout_minutes: int,
+) -> None:
+    """Record `run_id` as the GitHub run of `trigger`, and owe a queued check run for each
+    target listing its specs."""
     await insert_github_run(
         conn, run_id=run_id, installation_id=trigger.installation_id, repo=trigger.repo,
         head_sha=trigger.head_sha, branch=trigger.branch, pr_number=trigger.pr_number,
-        trigger=trigger.kind,
-        timeout_minutes=origin["timeout_minutes"] or RepoConfig().timeout_minutes,
+        trigger=trigger.kind, timeout_minutes=timeout_minutes,
     )  # fmt: skip
     details = app.details_url(str(run_id), trigger.org_id)
     for target, paths in specs.items():
@@ -263,11 +276,6 @@ async def report_rerun(
             specs=tuple(_pending(paths)),
         )  # fmt: skip
         await _owe(conn, trigger, render_check_run(queued), run_id=run_id, target=target)
-    logger.info(
-        "re-run reported to GitHub run_id=%s rerun_of=%s repo=%s sha=%s targets=%d",
-        run_id, rerun_of, trigger.repo, trigger.head_sha[:7], len(specs),
-    )  # fmt: skip
-    return True
 
 
 def _pending(specs: Sequence[str]) -> list[SpecRow]:

@@ -60,13 +60,16 @@ async def insert_github_run(
     )  # fmt: skip
 
 
+# A GitHub run (`g`) that still has jobs to run or running.
+_RUN_IS_LIVE = """EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = g.run_id
+                       AND j.status IN ('PENDING', 'ASSIGNED', 'RUNNING'))"""
+
 # Older runs of the same branch (pushes) or the same pull request that are still live.
-_SUPERSEDE = """
+_SUPERSEDE = f"""
 UPDATE github_runs g SET superseded_by = $3
 WHERE g.repo = $1 AND g.superseded_by IS NULL AND g.head_sha <> $3
   AND (($4::int IS NULL AND g.pr_number IS NULL AND g.branch = $2) OR g.pr_number = $4)
-  AND EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = g.run_id
-              AND j.status IN ('PENDING', 'ASSIGNED', 'RUNNING'))
+  AND {_RUN_IS_LIVE}
 RETURNING g.run_id
 """
 _MARK_ENDED = """
@@ -100,12 +103,11 @@ async def mark_ended(
 # The live runs of a pull request, and the run of its head commit on its head branch: for a
 # pull request within the repository GitHub sends a push and a pull_request for the same
 # commit, and whichever came first made the one run of that commit.
-_CLOSE_PULL_REQUEST = """
+_CLOSE_PULL_REQUEST = f"""
 UPDATE github_runs g SET ended = 'closed'
 WHERE g.repo = $1 AND g.ended IS NULL AND g.superseded_by IS NULL
   AND (g.pr_number = $2 OR (g.pr_number IS NULL AND g.head_sha = $3 AND g.branch = $4))
-  AND EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = g.run_id
-              AND j.status IN ('PENDING', 'ASSIGNED', 'RUNNING'))
+  AND {_RUN_IS_LIVE}
 RETURNING g.run_id
 """
 
@@ -215,13 +217,12 @@ async def specs_of(conn: Conn, run_id: uuid.UUID, target: str, *, failed_only: b
 
 # Runs whose deadline has come: each is taken once (its deadline cleared, which keeps the
 # index small); those still live and not ended otherwise end as timed out.
-_EXPIRE = """
+_EXPIRE = f"""
 WITH due AS (
     UPDATE github_runs g
     SET deadline_at = NULL,
         ended = CASE WHEN g.ended IS NULL AND g.superseded_by IS NULL
-                      AND EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = g.run_id
-                                  AND j.status IN ('PENDING', 'ASSIGNED', 'RUNNING'))
+                      AND {_RUN_IS_LIVE}
                      THEN 'timed_out' ELSE g.ended END
     WHERE g.deadline_at <= now()
     RETURNING g.run_id, g.ended, g.timeout_minutes

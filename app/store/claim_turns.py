@@ -14,14 +14,13 @@ after the other.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
-from collections import deque
 from collections.abc import Callable
 
 import asyncpg
 
+from app.group_commit import GroupCommit, Waiting
 from app.store.jobs import Wire
 from app.store.leases import ClaimRequest, UnknownWorker, claim_groups, release_group
 
@@ -30,7 +29,7 @@ logger = logging.getLogger(__name__)
 # The most claims one turn serves; the others wait for the next turn.
 MOST_PER_TURN = 16
 
-_Waiting = tuple[ClaimRequest, "asyncio.Future[Wire | None]"]
+_Waiting = Waiting[ClaimRequest, Wire | None]
 
 
 class ClaimTurns:
@@ -46,35 +45,20 @@ class ClaimTurns:
     ) -> None:
         """`on_turn` hears how many claims each turn served (a metric)."""
         self._pool = pool
-        self._most = most_per_turn
         self._on_turn = on_turn
-        self._waiting: deque[_Waiting] = deque()
-        self._serving: asyncio.Task[None] | None = None
+        # One turn at a time: the claim lock would make a second one wait anyway.
+        self._turns: GroupCommit[ClaimRequest, Wire | None] = GroupCommit(
+            self._serve_turn, servers=1, max_batch=most_per_turn, name="claim-turns"
+        )
 
     async def claim(self, request: ClaimRequest) -> Wire | None:
-        future: asyncio.Future[Wire | None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((request, future))
-        if self._serving is None or self._serving.done():
-            self._serving = asyncio.create_task(self._serve(), name="claim-turns")
-        return await future
+        return await self._turns.submit(request)
 
-    async def _serve(self) -> None:
-        turn: list[_Waiting] = []
-        try:
-            while self._waiting:
-                turn = [self._waiting.popleft() for _ in range(min(self._most, len(self._waiting)))]
-                turn = [(request, future) for request, future in turn if not future.done()]
-                if turn:
-                    self._on_turn(len(turn))
-                    await self._serve_turn(turn)
-                turn = []
-        finally:
-            # Cancelled (the server stops): nobody is left waiting for an answer.
-            for _, future in [*turn, *self._waiting]:
-                future.cancel()
-            self._waiting.clear()
-
-    async def _serve_turn(self, turn: list[_Waiting]) -> None:
+    async def _serve_turn(self, waiting: list[_Waiting]) -> None:
+        turn = [(request, future) for request, future in waiting if not future.done()]
+        if not turn:
+            return
+        self._on_turn(len(turn))
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 claimed = await claim_groups(conn, [request for request, _ in turn])
