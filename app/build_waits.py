@@ -13,6 +13,7 @@ import logging
 
 import asyncpg
 
+from app.database import DATABASE_ERRORS
 from app.store.builds import fail_jobs_without_build
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,6 @@ async def sweep_forever(
                     job.org_id,
                     job.app_version_id,
                 )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except DATABASE_ERRORS as exc:
             logger.warning("build-wait sweep could not run: %s", exc)
         await asyncio.sleep(interval_s)

@@ -14,6 +14,21 @@ Conn = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
 TxConn = asyncpg.Connection | PoolConnectionProxy
 
 
+# What a background loop (reaper, sweeps, outbox, LISTEN) treats as "the database could not
+# be used this round" and logs as a warning before trying again: an error PostgreSQL
+# reported, a connection that is gone (OSError, asyncpg.InterfaceError), a protocol state
+# asyncpg lost with its connection (InternalClientError, seen when PostgreSQL restarts while
+# a pooled connection is being handed out), or a timeout. Anything else is a bug and is
+# logged with its traceback.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    TimeoutError,
+)
+
+
 # The queue's working set is read from memory, not a spinning disk: PostgreSQL's default
 # random_page_cost (4) made the planner prefer a scan of every attempt row over 100 index
 # lookups when `job_attempts` held tens of thousands of rows (docs/performance.md).

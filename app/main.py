@@ -27,10 +27,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from app import background
 from app.api.routes import ENDPOINTS, api_routes
 from app.auth import FailureLimit, TokenVerifier
 from app.build_waits import sweep_forever
-from app.database import TxConn, create_pool
+from app.database import DATABASE_ERRORS, TxConn, create_pool
 from app.embedded import EmbeddedPostgres, start_embedded
 from app.errors import EXCEPTION_HANDLERS
 from app.github.service import DetailsUrl, running_github
@@ -134,26 +135,26 @@ async def running_services(
             metrics = Metrics()
             storage = LocalBlobStorage(settings.data_dir / "builds")
             await storage.clear_stale_uploads(older_than_s=STALE_UPLOAD_S)
-            background = [
-                asyncio.create_task(listen_forever(dsn, wakeups), name="listen"),
-                asyncio.create_task(
-                    reap_forever(
+            loops = [
+                background.start("listen", lambda: listen_forever(dsn, wakeups)),
+                background.start(
+                    "reaper",
+                    lambda: reap_forever(
                         pool,
                         interval_s=settings.reaper_interval_s,
                         backoff_s=settings.retry_backoff_s,
                         offline_after_s=settings.lease_ttl_s,
                         metrics=metrics,
                     ),
-                    name="reaper",
                 ),
-                asyncio.create_task(
-                    sweep_forever(
+                background.start(
+                    "build-waits",
+                    lambda: sweep_forever(
                         pool,
                         interval_s=settings.build_sweep_interval_s,
                         wait_s=settings.build_wait_s,
                         live_within_s=settings.lease_ttl_s,
                     ),
-                    name="build-waits",
                 ),
             ]
             try:
@@ -184,9 +185,9 @@ async def running_services(
                         github=github,
                     )
             finally:
-                for task in background:
+                for task in loops:
                     task.cancel()
-                await asyncio.gather(*background, return_exceptions=True)
+                await asyncio.gather(*loops, return_exceptions=True)
         finally:
             await pool.close()
             logger.info("stopped: background loops ended, database pool closed")
@@ -220,7 +221,7 @@ async def connect(dsn: str, *, settings: Settings) -> asyncpg.Pool:
     while True:
         try:
             return await create_pool(dsn, size=settings.db_pool_size)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except DATABASE_ERRORS as exc:
             if time.monotonic() + delay_s > deadline:
                 raise StartupError(
                     f"cannot connect to PostgreSQL at {where}: {exc or type(exc).__name__} "

@@ -11,6 +11,7 @@ import logging
 
 import asyncpg
 
+from app.database import DATABASE_ERRORS
 from app.lifecycle import LOST_WORKER
 from app.metrics import Metrics
 from app.store.leases import reap_expired
@@ -46,9 +47,6 @@ async def reap_forever(
                 )
             for name in reaped.offline_workers:
                 logger.warning("worker offline name=%s", name)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except DATABASE_ERRORS as exc:
             logger.warning("reaper could not run: %s", exc)
-        except Exception:
-            # A bug must not stop the reaper for good: leases would never expire again.
-            logger.exception("reaper failed unexpectedly; trying again next round")
         await asyncio.sleep(interval_s)

@@ -21,6 +21,8 @@ from typing import Any
 
 import asyncpg
 
+from app.database import DATABASE_ERRORS
+
 logger = logging.getLogger(__name__)
 CHANNEL = "qgjob_pending"
 
@@ -72,11 +74,8 @@ async def listen_forever(
                     probe_timeout_s,
                 )
                 conn.terminate()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except DATABASE_ERRORS as exc:
             logger.warning("cannot listen channel=%s error=%s", CHANNEL, exc)
-        except Exception:
-            # Whatever it was, keep trying: without this loop claims only poll.
-            logger.exception("listen loop failed unexpectedly channel=%s; retrying", CHANNEL)
         finally:
             if conn is not None and not conn.is_closed():
                 with contextlib.suppress(Exception):

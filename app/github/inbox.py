@@ -13,8 +13,7 @@ import asyncio
 import contextlib
 import logging
 
-import asyncpg
-
+from app.database import DATABASE_ERRORS
 from app.github.handlers import dispatch
 from app.github.service import GitHubApp
 from app.store.deliveries import (
@@ -31,7 +30,6 @@ from github_app.routing import Router
 logger = logging.getLogger(__name__)
 LEASE_S = 60.0
 MAX_ATTEMPTS = 8
-_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
 async def process_forever(app: GitHubApp, *, slots: int) -> None:
@@ -55,7 +53,7 @@ async def process_forever(app: GitHubApp, *, slots: int) -> None:
                         claimed = await claim_deliveries(
                             conn, limit=allowed - len(working), lease_s=LEASE_S
                         )
-                except _DB_ERRORS as exc:
+                except DATABASE_ERRORS as exc:
                     logger.warning("inbox could not run: %s", exc)
             for delivery in claimed:
                 task = asyncio.create_task(_guarded(app, delivery))
@@ -80,7 +78,7 @@ async def _guarded(app: GitHubApp, delivery: Delivery) -> None:
         with contextlib.suppress(Exception):
             await asyncio.shield(release_delivery(app.pool, delivery.delivery_id))
         raise
-    except _DB_ERRORS as exc:
+    except DATABASE_ERRORS as exc:
         logger.warning("delivery not recorded delivery_id=%s: %s", delivery.delivery_id, exc)
 
 
@@ -103,7 +101,7 @@ async def process(app: GitHubApp, router: Router, delivery: Delivery) -> None:
         outcome = f"failed after {delivery.attempts} attempts: {exc}"
     except GitHubAppError as exc:
         outcome = f"failed: {exc}"
-    except _DB_ERRORS:
+    except DATABASE_ERRORS:
         raise
     except Exception as exc:  # a bug must not stop the inbox; the delivery keeps the reason
         logger.exception("delivery failed delivery_id=%s", delivery.delivery_id)

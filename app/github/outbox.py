@@ -13,9 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import asyncpg
-
-from app.database import TxConn
+from app.database import DATABASE_ERRORS, TxConn
 from app.github.service import GitHubApp
 from app.store.outbox import (
     OwedWrite,
@@ -30,7 +28,6 @@ from github_app.errors import GitHubApiError, RateLimited, Unauthorized, retry_d
 
 logger = logging.getLogger(__name__)
 MAX_BACKOFF_S = 300.0
-_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
 async def send_forever(app: GitHubApp) -> None:
@@ -39,7 +36,7 @@ async def send_forever(app: GitHubApp) -> None:
         woken = app.outbox_wakeups.current()
         try:
             sent = await send_one(app)
-        except _DB_ERRORS as exc:
+        except DATABASE_ERRORS as exc:
             logger.warning("outbox could not run: %s", exc)
             sent = False
         if not sent:

@@ -14,15 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import asyncpg
-
+from app.database import DATABASE_ERRORS
 from app.github.service import GitHubApp
 from app.store.deliveries import forget_deliveries
 
 logger = logging.getLogger(__name__)
 BATCH_ROWS = 1000
 PAUSE_S = 0.05  # between two batches of one sweep
-_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 _DAY_S = 86400.0
 
 
@@ -30,7 +28,7 @@ async def sweep_forever(app: GitHubApp) -> None:
     while True:
         try:
             await sweep_once(app)
-        except _DB_ERRORS as exc:
+        except DATABASE_ERRORS as exc:
             logger.warning("delivery retention sweep could not run: %s", exc)
         await asyncio.sleep(app.settings.github_retention_interval_s)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import asyncpg
 import httpx
 
+from app import background
 from app.database import create_pool
 from app.github.intake import WRITERS, Intake
 from app.wakeups import Wakeups
@@ -126,11 +127,13 @@ async def running_github(
         ack_pool=ack_pool,
     )
     app.router = build_router(app)
-    tasks = [asyncio.create_task(track_forever(app), name="github-tracker")]
-    tasks.append(asyncio.create_task(process_forever(app, slots=INBOX_SLOTS), name="github-inbox"))
-    tasks.append(asyncio.create_task(sweep_forever(app), name="github-retention"))
+    tasks = [
+        background.start("github-tracker", lambda: track_forever(app)),
+        background.start("github-inbox", lambda: process_forever(app, slots=INBOX_SLOTS)),
+        background.start("github-retention", lambda: sweep_forever(app)),
+    ]
     tasks += [
-        asyncio.create_task(send_forever(app), name=f"github-outbox-{n}")
+        background.start(f"github-outbox-{n}", lambda: send_forever(app))
         for n in range(OUTBOX_SLOTS)
     ]
     logger.info("GitHub App on app_id=%s api=%s", settings.github_app_id, settings.github_api_url)

@@ -15,9 +15,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
-
-from app.database import TxConn
+from app.database import DATABASE_ERRORS, TxConn
 from app.github.reports import state_of, target_run
 from app.github.service import GitHubApp
 from app.store.checkruns import (
@@ -36,7 +34,6 @@ from qgjob.types import Target
 
 logger = logging.getLogger(__name__)
 TRACKER_LOCK = 0x71676A6F62_0005  # one tracker at a time across replicas
-_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 _FINAL = (RunState.FINISHED, RunState.CANCELLED, RunState.TIMED_OUT)
 
 
@@ -78,7 +75,7 @@ async def track_forever(app: GitHubApp) -> None:
         try:
             if await track_once(app):
                 app.outbox_wakeups.wake()
-        except _DB_ERRORS as exc:
+        except DATABASE_ERRORS as exc:
             logger.warning("tracker could not run: %s", exc)
         await asyncio.sleep(app.settings.github_poll_interval_s)
 
