@@ -30,3 +30,13 @@ def final_error(error: str | None, *, attempts: int, max_attempts: int) -> str |
     if attempts >= max_attempts > 1:
         return f"{error} (gave up after {attempts} attempts)"
     return error
+
+
+def missing_log(job_id: str, status: JobStatus, error: str | None, *, attempt: int | None) -> str:
+    """Why a job (or one of its attempts) has no log: not yet, or never will, and why."""
+    which = f"attempt {attempt} of job {job_id}" if attempt else f"job {job_id}"
+    if not status.is_terminal:
+        return f"{which} has no log yet"
+    if attempt:
+        return f"{which} has no log"
+    return f"{which} ended {status.value} without a log" + (f": {error}" if error else "")

@@ -8,6 +8,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from app.api.params import path_uuid, query_enum, query_int, query_str, query_uuid
 from app.auth import authenticate, require_role
 from app.errors import Conflict, InvalidInput, NotFound
+from app.lifecycle import missing_log
 from app.services import Services
 from app.store import jobs as store
 from app.store.queue import waiting_reason_of
@@ -110,9 +111,12 @@ async def get_log(request: Request) -> Response:
     principal = await authenticate(request)
     job_id = path_uuid(request, "job_id")
     attempt = query_int(request, "attempt", default=0, low=0, high=1000)
-    if await store.get_job(services.pool, job_id, org_scope=principal.org_scope) is None:
+    job = await store.get_job(services.pool, job_id, org_scope=principal.org_scope)
+    if job is None:
         raise NotFound(f"job {job_id} not found")
     log = await store.get_log(services.pool, job_id, attempt=attempt or None)
     if log is None:
-        raise NotFound(f"job {job_id} has no log yet", code="no_log")
+        status = JobStatus(job["status"])
+        why = missing_log(str(job_id), status, job["error"], attempt=attempt or None)
+        raise NotFound(why, code="no_log")
     return PlainTextResponse(log)

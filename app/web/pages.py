@@ -19,6 +19,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from app.api.params import path_uuid, query_int
 from app.api.reports import JUNIT_MEDIA_TYPE, junit_case
 from app.errors import BadRequest, NotFound
+from app.lifecycle import missing_log
 from app.links import run_details_url
 from app.services import Services
 from app.store import jobs as jobs_store
@@ -216,8 +217,8 @@ async def job_log(request: Request, pages: Pages) -> Response:
     attempt = query_int(request, "attempt", default=0, low=0, high=1000)
     log = await jobs_store.get_log(services.pool, uuid.UUID(job["job_id"]), attempt=attempt or None)
     if log is None:
-        which = f"attempt {attempt} of job" if attempt else "job"
-        log = f"(no log yet for {which} {job['job_id']})\n"
+        status = JobStatus(job["status"])
+        log = f"({missing_log(job['job_id'], status, job['error'], attempt=attempt or None)})\n"
     return PlainTextResponse(log, headers=SECURITY_HEADERS)
 
 

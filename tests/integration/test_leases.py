@@ -167,8 +167,17 @@ async def test_infrastructure_error_retries_then_fails(api: Api) -> None:
             assert group is not None
             (job,) = group["jobs"]
             assert job["attempt"] == attempt
+            if attempt == 1:
+                early = await client.get(f"/v1/jobs/{job['job_id']}/log")
             await events(client, group, finished(job["job_id"], "error", error="adb went away"))
         final = (await client.get(f"/v1/jobs/{job['job_id']}")).json()
+        never = await client.get(f"/v1/jobs/{job['job_id']}/log")
+    assert early.status_code == 404
+    assert early.json()["error"]["message"] == f"job {job['job_id']} has no log yet"
+    assert never.status_code == 404 and never.json()["error"]["code"] == "no_log"
+    assert never.json()["error"]["message"] == (
+        f"job {job['job_id']} ended FAILED without a log: adb went away (gave up after 3 attempts)"
+    )
     assert final["status"] == "FAILED"
     assert final["outcome"] == "error"
     assert final["attempts"] == 3
