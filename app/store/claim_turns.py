@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import asyncpg
 
+from app.database import DATABASE_ERRORS
 from app.group_commit import GroupCommit, Waiting
 from app.store.jobs import Wire
 from app.store.leases import ClaimRequest, UnknownWorker, claim_groups, release_group
@@ -94,7 +95,7 @@ class ClaimTurns:
                     error=None,
                     backoff_s=0.0,
                 )
-        except (asyncpg.PostgresError, OSError) as error:
+        except DATABASE_ERRORS as error:
             logger.warning(
                 "abandoned claim not handed back group_id=%s: %s; its lease will expire",
                 group_id,
