@@ -103,6 +103,13 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16),
             registry=r,
         )
+        self.claim_turn_seconds = Histogram(
+            "qgjob_claim_turn_seconds",
+            "Seconds one turn held the claim lock, whatever it served: turns run one at a "
+            "time across every replica, so this bounds the claims the fleet can serve.",
+            buckets=_HTTP_BUCKETS,
+            registry=r,
+        )
         self.lease_expirations = Counter(
             "qgjob_lease_expirations",
             "Leases the reaper expired because their worker stopped heartbeating.",
@@ -181,6 +188,10 @@ class Metrics:
         histogram = self.claim_latency.labels(target=target)
         for (wait_s,) in await conn.fetch(_CLAIM_WAITS, group_id):
             histogram.observe(max(0.0, wait_s))
+
+    def observe_claim_turn(self, claims: int, seconds: float) -> None:
+        self.claim_turns.observe(claims)
+        self.claim_turn_seconds.observe(seconds)
 
     async def refresh(self, conn: Conn) -> None:
         """Set the database gauges from one snapshot of the live rows."""

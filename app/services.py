@@ -36,7 +36,7 @@ class Services:
     claims: ClaimTurns = field(init=False)
 
     def __post_init__(self) -> None:
-        self.claims = ClaimTurns(self.pool, on_turn=self.metrics.claim_turns.observe)
+        self.claims = ClaimTurns(self.pool, on_turn=self.metrics.observe_claim_turn)
 
     def begin_shutdown(self) -> None:
         self.stopping.set()

@@ -1,6 +1,6 @@
 """Dispatch latency, end-to-end throughput with real workers, and the store vs PgQueuer.
 
-    .venv/bin/python bench/dispatch.py [--quick] [--parts latency,e2e,store] [--json]
+    .venv/bin/python bench/dispatch.py [--quick] [--parts latency,e2e,store] [--consumers K] [--json]
 
 1. Latency: one idle worker keeps a long-poll claim open on a real `qgjob server`; one job
    is submitted on another connection; the time until the claim's 200 arrives is measured
@@ -17,7 +17,9 @@
    that the timed drain runs on tables, planner statistics and caches of a queue in
    service rather than of an empty schema (whose statistics say "no rows" and give plans
    no running service has). Then the same N jobs enqueued in batches of 1,000 (not timed),
-   the same VACUUM ANALYZE + CHECKPOINT, and K consumers drain them.
+   the same VACUUM ANALYZE + CHECKPOINT, and K consumers (`--consumers`, 4) drain them.
+   For ours it also prints the turns of the claim lock: how many, claims and ms per turn,
+   and the share of the drain they held the lock (turns run one at a time).
    Ours, per group of up to 100 jobs: the claim as the claim endpoint makes it
    (`ClaimTurns.claim`: the claims waiting together share a turn of the claim lock, one
    transaction on one connection; per claim pick a key, take its jobs, insert the group and
@@ -244,16 +246,24 @@ async def drain_ours(admin_dsn: str, *, jobs: int, consumers: int, warmup: int) 
         await enqueue_ours(pool, jobs, prefix="v")
         enqueue_s = time.perf_counter() - started
         await settle(dsn)
+        timed = ClaimTurns(pool, on_turn=lambda claims, s: served.append((claims, s)))
+        served: list[tuple[int, float]] = []
         started = time.perf_counter()
-        groups = await asyncio.gather(*(consume_groups(pool, turns, w) for w in worker_ids))
+        groups = await asyncio.gather(*(consume_groups(pool, timed, w) for w in worker_ids))
         elapsed = time.perf_counter() - started
         completed = await pool.fetchval("SELECT count(*) FROM jobs WHERE status = 'COMPLETED'")
     finally:
         await pool.close()
     assert completed == warmup + jobs, (completed, warmup, jobs)
+    turn_s = sum(s for _, s in served)
     return {"jobs_per_s": round(jobs / elapsed, 1), "seconds": round(elapsed, 3)} | {
         "enqueue_s": round(enqueue_s, 3),
         "groups": sum(groups),
+        # The serial part: turns run one at a time (docs/performance.md, fifth pass).
+        "turns": len(served),
+        "claims_per_turn": round(sum(c for c, _ in served) / len(served), 2),
+        "turn_ms": round(1000 * turn_s / len(served), 1),
+        "turn_share": round(turn_s / elapsed, 2),
     }
 
 
@@ -387,6 +397,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small N, few iterations (< 60 s)")
     parser.add_argument("--parts", default="latency,e2e,store", help="comma-separated parts")
+    parser.add_argument(
+        "--consumers", type=int, default=4, help="store part: consumers on each side (4)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
@@ -406,7 +419,9 @@ def main() -> None:
     if "store" in parts:
         with postgres_cluster() as dsn:
             jobs = 4000 if args.quick else 20000
-            figures["store"] = asyncio.run(store_vs_pgqueuer(dsn, jobs=jobs, consumers=4))
+            figures["store"] = asyncio.run(
+                store_vs_pgqueuer(dsn, jobs=jobs, consumers=args.consumers)
+            )
     figures["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
     print(json.dumps(figures) if args.json else "\n".join(render(figures)))
 
@@ -463,6 +478,12 @@ def render(f: Figures) -> list[str]:
                 f"  {side:<20} {got['jobs_per_s']:>9} jobs/s  (drain {got['seconds']} s; "
                 f"enqueue, not timed, {got['enqueue_s']} s)"
             )
+        ours = st["ours"]
+        lines.append(
+            f"  ours: {ours['turns']} turns of the claim lock, {ours['claims_per_turn']} claims "
+            f"and {ours['turn_ms']} ms each; turns held the lock {ours['turn_share']:.0%} of "
+            "the drain"
+        )
         lines.append(
             f"  ours / PgQueuer: {st['ratio_vs_batch_10']}x (batch 10), "
             f"{st['ratio_vs_batch_100']}x (batch 100)  (target >= 2)"

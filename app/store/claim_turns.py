@@ -15,6 +15,7 @@ after the other.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 
@@ -42,9 +43,10 @@ class ClaimTurns:
         pool: asyncpg.Pool,
         *,
         most_per_turn: int = MOST_PER_TURN,
-        on_turn: Callable[[int], object] = lambda claims: None,
+        on_turn: Callable[[int, float], object] = lambda claims, seconds: None,
     ) -> None:
-        """`on_turn` hears how many claims each turn served (a metric)."""
+        """`on_turn` hears how many claims each turn served and how many seconds its
+        transaction took (metrics; the bench's turn figures)."""
         self._pool = pool
         self._on_turn = on_turn
         # One turn at a time: the claim lock would make a second one wait anyway.
@@ -59,10 +61,12 @@ class ClaimTurns:
         turn = [(request, future) for request, future in waiting if not future.done()]
         if not turn:
             return
-        self._on_turn(len(turn))
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                claimed = await claim_groups(conn, [request for request, _ in turn])
+            async with self._pool.acquire() as conn:
+                started = time.perf_counter()
+                async with conn.transaction():
+                    claimed = await claim_groups(conn, [request for request, _ in turn])
+                self._on_turn(len(turn), time.perf_counter() - started)
         except Exception as error:  # every claim of the turn failed with it (rolled back)
             for _, future in turn:
                 if not future.done():

@@ -92,6 +92,9 @@ async def test_queue_claims_results_and_retries_are_counted(api: Api) -> None:
         assert value(leased, "qgjob_claim_latency_seconds_count", target="emulator") == 3
         assert value(leased, "qgjob_claim_turn_claims_count") >= 1  # a turn per long-poll try
         assert value(leased, "qgjob_claim_turn_claims_bucket", le="1.0") >= 1
+        turns = value(leased, "qgjob_claim_turn_claims_count")
+        assert value(leased, "qgjob_claim_turn_seconds_count") == turns
+        assert value(leased, "qgjob_claim_turn_seconds_sum") > 0
         assert value(leased, "qgjob_workers", status="busy") == 1
 
         first, second, third = (job["job_id"] for job in group["jobs"])
