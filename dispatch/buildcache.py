@@ -14,6 +14,7 @@ Several worker processes on one host may share the directory. Per build, two loc
 <dir>/blobs/<sha256>        the builds, named by content
 <dir>/locks/<sha256>.fetch  exclusive while one process checks for or downloads the build
 <dir>/locks/<sha256>.use    shared while a process uses the build; eviction needs it exclusive
+                            (and the .fetch lock), then deletes the build and both lock files
 <dir>/tmp/                  downloads in progress (renamed into blobs/ when complete)
 <dir>/evict.lock            one evictor at a time
 ```
@@ -43,7 +44,7 @@ from pathlib import Path
 import httpx
 
 from dispatch.errors import InfrastructureError, JobError
-from dispatch.filelocks import exclusive, flock, open_lock, try_flock
+from dispatch.filelocks import delete_held, exclusive, hold, try_hold
 from qgjob.client import QgjobClient
 from qgjob.errors import QgjobError
 from qgjob.worker_api import ClaimedBuild
@@ -106,18 +107,17 @@ class BuildCache:
         return path
 
     async def _fetch_and_pin(self, build: ClaimedBuild, sha: str, path: Path) -> None:
-        use_fd = open_lock(self.directory / "locks" / f"{sha}.use")
-        try:
-            async with exclusive(self.directory / "locks" / f"{sha}.fetch"):
-                await flock(use_fd, fcntl.LOCK_SH)
+        async with exclusive(self.directory / "locks" / f"{sha}.fetch"):
+            use_fd = await hold(self.directory / "locks" / f"{sha}.use", fcntl.LOCK_SH)
+            try:
                 if _present(path):
                     _touch(path)
                     logger.info("build cache hit sha256=%s", sha)
                 else:
                     await self._download(build, sha, path)
-        except BaseException:
-            os.close(use_fd)
-            raise
+            except BaseException:
+                os.close(use_fd)
+                raise
         self._pin(sha, fd=use_fd)
 
     def release(self, build: ClaimedBuild) -> None:
@@ -227,14 +227,26 @@ class BuildCache:
                     logger.info("build evicted sha256=%s size=%d", path.name, size)
 
     def _try_delete(self, path: Path) -> bool:
-        fd = open_lock(self.directory / "locks" / f"{path.name}.use")
+        """Delete the build at `path` and its lock files, unless some process (this one
+        included) uses it or is fetching it."""
+        use_lock = self.directory / "locks" / f"{path.name}.use"
+        fetch_lock = self.directory / "locks" / f"{path.name}.fetch"
+        use_fd = try_hold(use_lock, fcntl.LOCK_EX)
+        if use_fd is None:
+            return False
         try:
-            if not try_flock(fd, fcntl.LOCK_EX):
-                return False  # in use by some process (this one included)
-            path.unlink(missing_ok=True)
-            return True
+            fetch_fd = try_hold(fetch_lock, fcntl.LOCK_EX)
+            if fetch_fd is None:
+                return False
+            try:
+                path.unlink(missing_ok=True)
+                delete_held(fetch_lock, fetch_fd)
+                delete_held(use_lock, use_fd)
+            finally:
+                os.close(fetch_fd)
         finally:
-            os.close(fd)
+            os.close(use_fd)
+        return True
 
 
 def _present(path: Path) -> bool:

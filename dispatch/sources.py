@@ -15,8 +15,10 @@ Checkouts and installs that no job used for `keep_for_s` (default a day, `QGJOB_
 are deleted by a sweep that each worker process runs at most once an hour, after a checkout:
 every use touches the checkout and its install, a checkout is deleted only under its own
 lock (so never while it is being made or touched), and an install only when no checkout
-left links to it. A job that ran longer than `keep_for_s` could see its checkout vanish;
-keep it well above the longest job timeout.
+left links to it. Lock files go with what they guard, and the sweep also deletes the ones
+older than `keep_for_s` that nobody holds (`dispatch.filelocks` says why that is safe).
+A job that ran longer than `keep_for_s` could see its checkout vanish; keep it well above
+the longest job timeout.
 
 ```
 <cache>/checkouts/<owner>/<repo>/<sha>/    extracted repositories
@@ -45,7 +47,7 @@ from pathlib import Path
 import httpx
 
 from dispatch.errors import InfrastructureError, JobError
-from dispatch.filelocks import exclusive, open_lock, try_flock
+from dispatch.filelocks import delete_held, exclusive, try_hold
 from dispatch.processes import run_shell
 from qgjob.worker_api import JobSource
 
@@ -244,6 +246,8 @@ def sweep_stale(cache_dir: Path, *, keep_for_s: float) -> list[str]:
             deleted.append(f"deps/{deps.name}")
     for gone in deleted:
         logger.info("source cache evicted %s unused_for_s>=%.0f", gone, keep_for_s)
+    if (locks := _sweep_locks(cache_dir, stale_before)) > 0:
+        logger.info("source cache deleted %d unused lock files", locks)
     return deleted
 
 
@@ -265,19 +269,41 @@ def _stale(path: Path, stale_before: float) -> bool:
 
 
 def _delete_locked(path: Path, lock: Path, stale_before: float, cache_dir: Path) -> bool:
-    """Delete `path` if its lock is free and it is still stale once held: moved aside under
-    the lock (a user sees it whole or not at all), then removed."""
-    fd = open_lock(lock)
+    """Delete `path` and its lock file if the lock is free and `path` is still stale once
+    held: moved aside under the lock (a user sees it whole or not at all), then removed."""
+    fd = try_hold(lock, fcntl.LOCK_EX)
+    if fd is None:
+        return False
     try:
-        if not try_flock(fd, fcntl.LOCK_EX) or not _stale(path, stale_before):
+        if not _stale(path, stale_before):
             return False
         aside = cache_dir / "tmp" / f"evicted.{os.getpid()}.{secrets.token_hex(4)}"
         aside.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, aside)
+        delete_held(lock, fd)
     finally:
         os.close(fd)
     shutil.rmtree(aside, ignore_errors=True)
     return True
+
+
+def _sweep_locks(cache_dir: Path, stale_before: float) -> int:
+    """Delete the lock files made before `stale_before` that nobody holds: those of
+    checkouts and installs that were never completed, or deleted by hand. A lock still in
+    use is made again by its next user (`dispatch.filelocks`)."""
+    deleted = 0
+    for lock in (cache_dir / "locks").glob("*.lock"):
+        if not _stale(lock, stale_before):
+            continue
+        fd = try_hold(lock, fcntl.LOCK_EX)
+        if fd is None:
+            continue
+        try:
+            delete_held(lock, fd)
+            deleted += 1
+        finally:
+            os.close(fd)
+    return deleted
 
 
 def _stage_manifest(project: Path, lockfile: Path, deps: Path) -> None:

@@ -147,6 +147,9 @@ async def test_evicts_least_recently_used_past_the_cap(server: FileServer, tmp_p
         await cache.close()
     kept = {p.name for p in (tmp_path / "blobs").iterdir()}
     assert kept == {a.sha256, c.sha256}
+    # An evicted build's lock files go with it; the kept builds' stay.
+    locks = {p.name for p in (tmp_path / "locks").iterdir()}
+    assert locks == {f"{sha}.{kind}" for sha in kept for kind in ("use", "fetch")}
 
 
 async def test_builds_in_use_are_not_evicted(server: FileServer, tmp_path: Path) -> None:

@@ -263,10 +263,21 @@ async def test_unused_checkouts_and_installs_are_swept(
         lock = cache / "locks" / f"octo__specs@{held}.lock"
         fd = os.open(lock, os.O_RDWR)
         fcntl.flock(fd, fcntl.LOCK_EX)
+        age(lock, 2 * 3600)
+        # Lock files of checkouts that never completed: an old one and a recent one.
+        orphans = {s: cache / "locks" / f"octo__specs@{s:07x}.lock" for s in (7200, 60)}
+        for seconds, orphan in orphans.items():
+            orphan.touch()
+            age(orphan, seconds)
         try:
             deleted = sweep_stale(cache, keep_for_s=3600)
         finally:
             os.close(fd)
+        swept = {f"octo__specs@{old_a}.lock", f"octo__specs@{old_b}.lock", orphans[7200].name}
+        swept |= {f"deps-{name}.lock" for name, lock in deps.items() if lock == "B"}
+        left = {p.name for p in (cache / "locks").iterdir()}
+        assert not swept & left
+        assert {lock.name, f"octo__specs@{new_a}.lock", orphans[60].name} <= left
         assert sorted(deleted) == sorted(
             [f"checkouts/octo/specs/{old_a}", f"checkouts/octo/specs/{old_b}"]
             + [f"deps/{name}" for name, lock in deps.items() if lock == "B"]
