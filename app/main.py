@@ -12,6 +12,7 @@ import gc
 import logging
 import math
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -52,6 +53,7 @@ from app.storage import LocalBlobStorage
 from app.wakeups import Wakeups, listen_forever
 from app.web.routes import CompressPages, web_routes
 from qgjob import __version__
+from qgjob.listening import CannotListen, bind_listener
 from qgjob.logs import configure_logging
 from qgjob.settings import Settings
 
@@ -253,11 +255,16 @@ def serve(settings: Settings) -> None:
     the pool is closed, and the embedded database (if any) is stopped.
     """
     configure_logging(level=settings.log_level, log_format=settings.log_format)
+    try:  # before the database starts, so that a port in use costs nothing
+        listener = bind_listener(settings.host, settings.port)
+    except CannotListen as exc:
+        raise StartupError(str(exc)) from None
     # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the
     # handler that was there before it; make that handler end the process with status 0.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _exit_cleanly)
-    asyncio.run(_serve(settings))
+    with listener:
+        asyncio.run(_serve(settings, listener))
 
 
 class _Server(uvicorn.Server):
@@ -274,7 +281,7 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, listener: socket.socket) -> None:
     async with running_services(settings) as services:
         config = uvicorn.Config(
             create_app(settings, services=services),
@@ -287,7 +294,7 @@ async def _serve(settings: Settings) -> None:
         )
         server = _Server(config, services=services)
         _freeze_startup_heap()
-        await server.serve()
+        await server.serve(sockets=[listener])
         if not server.started:
             raise StartupError(f"could not listen on {settings.host}:{settings.port}")
 

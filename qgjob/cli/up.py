@@ -35,7 +35,8 @@ import typer
 
 from qgjob.cli.context import reporting_errors, settings_of
 from qgjob.cli.inputs import BadInput
-from qgjob.settings import Settings
+from qgjob.listening import CannotListen, bind_listener, local_url
+from qgjob.settings import Settings, default_data_dir
 from qgjob.types import Target
 
 app = typer.Typer()
@@ -64,25 +65,38 @@ class WorkerPlan:
 @app.command()
 def up(
     ctx: typer.Context,
-    port: Annotated[int | None, typer.Option("--port", help="Server port.")] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Server port (default: QGJOB_PORT or 8000).")
+    ] = None,
     workers: Annotated[
-        bool, typer.Option("--workers/--no-workers", help="Start the simulated workers.")
+        bool,
+        typer.Option(
+            "--workers/--no-workers",
+            help="Start one worker per target (SIMULATED unless this host has the real thing).",
+        ),
     ] = True,
 ) -> None:
-    """Start the server and one simulated worker per target; Ctrl-C stops them all."""
+    """Start the server and one worker per target: SIMULATED, unless this host has an adb
+    device or BrowserStack credentials, which it then drives. Ctrl-C stops them all."""
     with reporting_errors():
         settings = settings_of(ctx)
-        if port is not None:
-            if not 0 < port < 65536:
-                raise BadInput(f"--port must be between 1 and 65535 (got {port})")
-            settings = dataclasses.replace(
-                settings, port=port, server_url=f"http://127.0.0.1:{port}"
-            )
+        if port is not None and not 0 < port < 65536:
+            raise BadInput(f"--port must be between 1 and 65535 (got {port})")
+        port = settings.port if port is None else port
+        # The server this starts, whatever QGJOB_SERVER_URL says: the workers and the
+        # readiness check must reach this one.
+        settings = dataclasses.replace(
+            settings, port=port, server_url=local_url(settings.host, port)
+        )
         if workers and not FAKE_NPX.exists():
             raise BadInput(
                 "the simulated workers need the qgjob repository checkout (tests/standins); "
                 "run `qgjob up --no-workers`, or start real `qgjob worker`s"
             )
+        try:  # a server already on the port would answer the readiness check for ours
+            bind_listener(settings.host, port).close()
+        except CannotListen as exc:
+            raise BadInput(str(exc)) from None
         raise typer.Exit(_supervise(settings, with_workers=workers))
 
 
@@ -330,9 +344,15 @@ def _banner(settings: Settings, workers: list[WorkerPlan], log_dir: Path) -> Non
             "  REAL workers run `npx appwright` in examples/ (run `npm install` there first) and",
             "  need the build uploaded (`qgjob build upload`).",
         ]
+    lines += ["", "Try, in another terminal (source .venv/bin/activate first):"]
+    exports = []
+    if settings.server_url != Settings.server_url:
+        exports.append(f"QGJOB_SERVER_URL={shlex.quote(settings.server_url)}")
+    if settings.data_dir != default_data_dir():  # where the CLI finds the local token
+        exports.append(f"QGJOB_DATA_DIR={shlex.quote(str(settings.data_dir))}")
+    if exports:
+        lines.append(f"  export {' '.join(exports)}")
     lines += [
-        "",
-        "Try, in another terminal (source .venv/bin/activate first):",
         "  qgjob submit --org-id=qualgent --app-version-id=xyz123 --test=tests/onboarding.spec.js",
         "  qgjob submit --org-id=qualgent --app-version-id=xyz123 --target=browserstack "
         "--test=tests/login.spec.ts --test=tests/search.spec.ts",

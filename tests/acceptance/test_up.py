@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -55,6 +56,9 @@ def test_up_runs_the_readme_submit_on_simulated_workers(database_url: str, tmp_p
         for name in ("simulated-emulator", "simulated-device", "simulated-browserstack"):
             assert f"{name}" in banner
         assert banner.count("SIMULATED") >= 4, banner
+        # Not the default port or data dir: the banner says how to reach this server.
+        exports = f"export QGJOB_SERVER_URL=http://127.0.0.1:{port} QGJOB_DATA_DIR={tmp_path}/data"
+        assert exports in banner, banner
         cli = {**env, "QGJOB_SERVER_URL": f"http://127.0.0.1:{port}"}
         readme = run_cli(
             "submit",
@@ -92,3 +96,22 @@ def test_up_runs_the_readme_submit_on_simulated_workers(database_url: str, tmp_p
             os.killpg(up.pid, signal.SIGKILL)
             raise
     assert code == 0, out.read_text()[-3000:]
+
+
+def test_a_port_in_use_is_one_line_and_nothing_is_started(tmp_path: Path) -> None:
+    """Before, `up` started its server anyway, took the other server's /readyz answer for
+    its own, printed "✓ qgjob is up" and only then failed."""
+    env = child_env({"QGJOB_DATA_DIR": str(tmp_path / "data")})
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        up = run_cli("up", "--port", str(port), env=env)
+        server = run_cli("server", "--port", str(port), env=env)
+    in_use = f"port {port} is already in use (another qgjob server?)"
+    assert up.code == 2 and up.stdout == "", up.stdout
+    assert up.stderr.startswith("Error: cannot listen on 127.0.0.1:") and in_use in up.stderr
+    assert server.code == 1 and in_use in server.stderr, server.stderr
+    assert "Traceback" not in up.stderr + server.stderr
+    assert not (tmp_path / "data" / "pgdata").exists()  # no database started for nothing
+    assert not (tmp_path / "data" / "logs").exists()
