@@ -14,20 +14,26 @@ from qgjob.types import JobStatus, Outcome
 LOST_WORKER = "worker lost: its lease expired without a heartbeat"
 
 
-def status_after(outcome: Outcome, *, attempts: int, max_attempts: int) -> JobStatus:
-    """The job's status once attempt number `attempts` ended with `outcome`."""
+def status_after(
+    outcome: Outcome, *, attempts: int, max_attempts: int, retry: bool = True
+) -> JobStatus:
+    """The job's status once attempt number `attempts` ended with `outcome`. `retry` False:
+    the worker found that the job cannot run as asked (a spec missing from the project,
+    credentials refused), so an error is final at once rather than retried."""
     if outcome.is_success:
         return JobStatus.COMPLETED
-    if outcome is Outcome.ERROR and attempts < max_attempts:
+    if outcome is Outcome.ERROR and retry and attempts < max_attempts:
         return JobStatus.PENDING
     return JobStatus.FAILED
 
 
-def final_error(error: str | None, *, attempts: int, max_attempts: int) -> str | None:
-    """The error a job keeps when it ends FAILED on an infrastructure error."""
+def final_error(
+    error: str | None, *, attempts: int, max_attempts: int, retry: bool = True
+) -> str | None:
+    """The error a job keeps when it ends FAILED on an error outcome."""
     if error is None:
         return None
-    if attempts >= max_attempts > 1:
+    if retry and attempts >= max_attempts > 1:
         return f"{error} (gave up after {attempts} attempts)"
     return error
 

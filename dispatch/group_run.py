@@ -20,7 +20,7 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from dispatch.backoff import Backoff
-from dispatch.errors import DispatchError
+from dispatch.errors import DispatchError, is_transient
 from dispatch.executors.base import Executor, JobResult, JobSpec
 from dispatch.heartbeats import Lease, keep_alive
 from dispatch.outbox import Outbox
@@ -150,11 +150,13 @@ class GroupRun:
         )
         loop = asyncio.get_running_loop()
         started = loop.time()
+        retry = True
         try:
             result = await self.executor.run(JobSpec.of(self.group, job), cancel=cancel)
         except DispatchError as exc:
             elapsed_ms = int((loop.time() - started) * 1000)
             result = JobResult(outcome=Outcome.ERROR, duration_ms=elapsed_ms, error=exc.reason)
+            retry = is_transient(exc)  # a JobError fails the same way anywhere: final
         self.lease.forget(job.job_id)
         if self.lease.lost.is_set():
             logger.info("job stopped, lease gone job_id=%s", job.job_id)
@@ -167,6 +169,7 @@ class GroupRun:
                 error=result.error,
                 artifacts=result.artifacts,
                 log=result.log,
+                retry=retry,
             )
         )
         logger.info(

@@ -176,6 +176,7 @@ class JobFinished:
     error: str | None = None
     artifacts: Mapping[str, str] = field(default_factory=dict)
     log: str | None = None
+    retry: bool = True  # False: the job cannot run as asked; its error is final
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {
@@ -189,6 +190,8 @@ class JobFinished:
             wire["error"] = _head(self.error, MAX_ERROR_CHARS)
         if self.log is not None:
             wire["log"] = self.log[-MAX_LOG_CHARS:]  # the end of a log says how it ended
+        if not self.retry:
+            wire["retry"] = False
         return wire
 
 

@@ -86,6 +86,7 @@ async def post_events(request: Request) -> Response:
             error=e.error,
             artifacts=dict(e.artifacts),
             log=e.log,
+            retry=e.retry,
         )
         for e in body.events
         if isinstance(e, JobFinishedEvent)

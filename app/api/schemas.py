@@ -369,6 +369,12 @@ class JobFinishedEvent(_Strict):
     error: StorableText | None = Field(default=None, max_length=65536)
     artifacts: dict[str, str] = Field(default_factory=dict)
     log: StorableText | None = Field(default=None, max_length=1024 * 1024)
+    retry: bool = Field(
+        default=True,
+        description="False when the job cannot run as asked (a spec missing from the "
+        "project, credentials refused): an `error` outcome then fails the job at once "
+        "instead of being retried.",
+    )
 
 
 class SetupDoneEvent(_Strict):

@@ -102,6 +102,7 @@ class Finished:
     error: str | None
     artifacts: dict[str, Any]
     log: str | None
+    retry: bool = True  # False: an error outcome is final (app.lifecycle.status_after)
 
 
 @dataclass
@@ -145,11 +146,12 @@ async def apply_events(
     for event in held:
         job = jobs[event.job_id]
         attempts, most = job["attempts"], job["max_attempts"]
-        status = status_after(event.outcome, attempts=attempts, max_attempts=most)
+        retry = event.retry
+        status = status_after(event.outcome, attempts=attempts, max_attempts=most, retry=retry)
         outcome = None if status is JobStatus.PENDING else event.outcome.value
         error = event.error
         if status is JobStatus.FAILED and event.outcome is Outcome.ERROR:
-            error = final_error(error, attempts=attempts, max_attempts=most)
+            error = final_error(error, attempts=attempts, max_attempts=most, retry=retry)
         after.append((status, outcome, error))
     rows = await conn.fetch(
         _APPLY,

@@ -145,6 +145,53 @@ async def test_an_install_failure_is_retried_on_another_worker(
     assert all(p.resolve().is_relative_to(cache) for p in installed)
 
 
+async def test_a_spec_missing_from_the_project_fails_at_once(
+    api: Api, pool: asyncpg.Pool, tmp_path: Path, project: Path, workers: list[WorkerProcess]
+) -> None:
+    """No other worker has a spec the project lacks: the job fails on its first attempt
+    (before, it went round `max_attempts` times as if a device had broken)."""
+    state = tmp_path / "adb.json"
+    write_state(state, [FakeDevice("emulator-5554")])
+    env = child_env(
+        {
+            "QGJOB_SERVER_URL": api.url,
+            "QGJOB_TOKEN": await api.token(ORG, "worker"),
+            "QGJOB_DATA_DIR": str(tmp_path / "worker-data"),
+            "QGJOB_ADB": ADB,
+            "QGJOB_NPX": NPX,
+            "QGJOB_LOCK_DIR": str(tmp_path / "locks"),
+            "QGJOB_FAKE_ADB_STATE": str(state),
+            "QGJOB_BUILD_CACHE": str(tmp_path / "build-cache"),
+        }
+    )
+    await upload_build(api, b"PK\x03\x04 shoply 7.1.0")
+    args = ["--target", "emulator", "--executor", "adb", "--workspace", str(project)]
+    await start(workers, tmp_path, "only", [*args, "--device", "emulator-5554"], env)
+    run = await submit(api, ["tests/login.spec.ts", "tests/nope.spec.ts"], "emulator")
+    ids = {job["test_path"]: job["job_id"] for job in run["jobs"]}
+
+    async def both_ended() -> bool:
+        live = await pool.fetchval(
+            "SELECT count(*) FROM jobs WHERE run_id = $1 AND status NOT IN ('COMPLETED', 'FAILED')",
+            run["run_id"],
+        )
+        return live == 0
+
+    await eventually(both_ended, what="both jobs to end", timeout_s=WAIT_S)
+    missing = await pool.fetchrow(
+        "SELECT status::text, outcome::text, attempts, error FROM jobs WHERE job_id = $1",
+        ids["tests/nope.spec.ts"],
+    )
+    assert missing is not None
+    assert (missing["status"], missing["outcome"], missing["attempts"]) == ("FAILED", "error", 1)
+    assert "spec tests/nope.spec.ts is not in the project" in missing["error"]
+    assert "gave up" not in missing["error"]
+    found = await pool.fetchval(
+        "SELECT status::text FROM jobs WHERE job_id = $1", ids["tests/login.spec.ts"]
+    )
+    assert found == "COMPLETED"
+
+
 async def test_a_browserstack_worker_uploads_once_and_records_session_videos(
     api: Api, pool: asyncpg.Pool, tmp_path: Path, project: Path, workers: list[WorkerProcess]
 ) -> None:

@@ -184,6 +184,23 @@ async def test_infrastructure_error_retries_then_fails(api: Api) -> None:
     assert "adb went away" in final["error"] and "3 attempts" in final["error"]
 
 
+async def test_an_error_the_worker_says_no_retry_fixes_fails_at_once(api: Api) -> None:
+    async with api.client() as client:
+        await submit(client, "v1", 1)
+        worker = await register(client)
+        group = await claim(client, worker)
+        assert group is not None
+        (job,) = group["jobs"]
+        missing = "spec t/0.spec.ts is not in the project at workspace /w"
+        answer = await events(
+            client, group, finished(job["job_id"], "error", error=missing, retry=False)
+        )
+        final = (await client.get(f"/v1/jobs/{job['job_id']}")).json()
+    assert answer.json()["applied"] == 1
+    assert (final["status"], final["outcome"], final["attempts"]) == ("FAILED", "error", 1)
+    assert final["error"] == missing
+
+
 async def test_stale_token_is_refused_and_changes_nothing(api: Api) -> None:
     async with api.client() as client:
         await submit(client, "v1", 1)
