@@ -190,10 +190,11 @@ class RunCounts(BaseModel):
 
 
 class RunGroup(BaseModel):
-    """Jobs leased together to one worker; `group_id` is null for jobs not dispatched yet."""
+    """Jobs leased together to one worker. `group_id` is null for the jobs not dispatched
+    yet (`WAITING`) and for those cancelled before they ever were (`CANCELLED`)."""
 
     group_id: UUID | None
-    status: Literal["WAITING", "LEASED", "FINISHED", "RELEASED", "EXPIRED"]
+    status: Literal["WAITING", "CANCELLED", "LEASED", "FINISHED", "RELEASED", "EXPIRED"]
     app_version_id: str
     target: Target
     worker_id: UUID | None

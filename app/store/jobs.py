@@ -231,26 +231,28 @@ _GROUP_FIELDS = ("group_status", "install_ms", "group_worker_id", "worker_name")
 
 async def get_run(conn: Conn, run_id: uuid.UUID, *, org_scope: str | None) -> Wire | None:
     """The run, its counts, and its jobs arranged as the groups that ran them; jobs
-    not dispatched yet (or waiting for a retry) sit in a WAITING group per key."""
+    not dispatched yet (or waiting for a retry) sit in a WAITING group per key, and jobs
+    cancelled before they were ever dispatched in a CANCELLED one."""
     run = await conn.fetchrow(_GET_RUN, run_id, org_scope)
     if run is None:
         return None
-    groups: dict[tuple[str, str, str | None], Wire] = {}
+    groups: dict[tuple[str, str, str], Wire] = {}
     jobs: list[Wire] = []
     for row in await conn.fetch(_RUN_JOBS, run_id):
         job = to_wire(row)
         info = {name: job.pop(name) for name in _GROUP_FIELDS}
         jobs.append(job)
         dispatched = job["group_id"] is not None and job["status"] != "PENDING"
-        if job["status"] == "CANCELLED" and job["started_at"] is None:
-            dispatched = False
+        never = job["status"] == "CANCELLED" and job["started_at"] is None
+        dispatched = dispatched and not never
         group_id = job["group_id"] if dispatched else None
-        key = (job["app_version_id"], job["target"], group_id)
+        undispatched = "CANCELLED" if never else "WAITING"
+        key = (job["app_version_id"], job["target"], group_id or undispatched)
         group = groups.get(key)
         if group is None:
             group = groups[key] = {
                 "group_id": group_id,
-                "status": info["group_status"] if dispatched else "WAITING",
+                "status": info["group_status"] if dispatched else undispatched,
                 "app_version_id": job["app_version_id"],
                 "target": job["target"],
                 "worker_id": info["group_worker_id"] if dispatched else None,

@@ -27,6 +27,7 @@ _WORKER_STYLE = {
 }
 _GROUP_STYLE = {
     "WAITING": "yellow",
+    "CANCELLED": "dim",
     "LEASED": "cyan",
     "FINISHED": "green",
     "RELEASED": "dim",
@@ -40,7 +41,7 @@ class GroupLease(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     group_id: UUID | None = None
-    status: Literal["WAITING", "LEASED", "FINISHED", "RELEASED", "EXPIRED"] = "WAITING"
+    status: Literal["WAITING", "CANCELLED", "LEASED", "FINISHED", "RELEASED", "EXPIRED"] = "WAITING"
     worker_id: UUID | None = None
     worker_name: str | None = None
     install_ms: int | None = None
@@ -100,6 +101,8 @@ def run_tree(run: Run) -> Tree:
 
 def _group_label(group: RunGroup, lease: GroupLease) -> Text:
     which = f"Group {str(lease.group_id)[:8]}" if lease.group_id else "Not dispatched yet"
+    if lease.status == "CANCELLED":
+        which = "Cancelled before dispatch"
     label = Text.assemble(
         (which, "bold"),
         " · app ",

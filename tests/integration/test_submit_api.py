@@ -233,6 +233,7 @@ async def test_cancel_job_and_run(api: Api) -> None:
         first, second = run["jobs"]
         cancelled = await client.post(f"/v1/jobs/{first['job_id']}/cancel")
         again = await client.post(f"/v1/jobs/{first['job_id']}/cancel")
+        partly = (await client.get(f"/v1/runs/{run['run_id']}")).json()
         after = (await client.post(f"/v1/runs/{run['run_id']}/cancel")).json()
         stats = Stats.model_validate((await client.get("/v1/stats")).json())
     assert cancelled.status_code == 200
@@ -241,7 +242,12 @@ async def test_cancel_job_and_run(api: Api) -> None:
     assert again.status_code == 409
     assert after["status"] == "CANCELLED"
     assert after["counts"]["cancelled"] == 2
-    assert second["job_id"] in {j["job_id"] for g in after["groups"] for j in g["jobs"]}
+    # Never dispatched: a cancelled job is not shown as waiting beside the one still queued.
+    shown = {g["status"]: [j["job_id"] for j in g["jobs"]] for g in partly["groups"]}
+    assert shown == {"CANCELLED": [first["job_id"]], "WAITING": [second["job_id"]]}
+    (group,) = after["groups"]
+    assert (group["status"], group["group_id"], group["worker_id"]) == ("CANCELLED", None, None)
+    assert {j["job_id"] for j in group["jobs"]} == {first["job_id"], second["job_id"]}
     assert stats.jobs.cancelled == 2 and stats.jobs.pending == 0
 
 
