@@ -118,10 +118,10 @@ def require_role(principal: Principal, *roles: Role) -> None:
         raise Forbidden(f"a {principal.role.value} token cannot do this; it needs: {allowed}")
 
 
-def require_org(principal: Principal, org_id: str) -> None:
-    """For writes naming an org: the token must belong to it (or be fleet-wide)."""
+def require_org(principal: Principal, org_id: str, *, doing: str = "act for") -> None:
+    """For requests naming an org: the token must belong to it (or be fleet-wide)."""
     if not principal.sees(org_id):
         raise Forbidden(
-            f"this token belongs to org {principal.org_id!r} and cannot act for {org_id!r}",
+            f"this token belongs to org {principal.org_id!r} and cannot {doing} {org_id!r}",
             field="org_id",
         )

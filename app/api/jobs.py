@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from app.api.params import path_uuid, query_enum, query_int, query_str, query_uuid
-from app.auth import authenticate, require_role
+from app.auth import authenticate, require_org, require_role
 from app.errors import Conflict, InvalidInput, NotFound
 from app.lifecycle import missing_log
 from app.services import Services
@@ -45,8 +45,11 @@ async def list_jobs(request: Request) -> Response:
         raise InvalidInput(
             "cursor is not valid; pass the next_cursor of a previous page", field="cursor"
         ) from None
+    org_id = query_str(request, "org_id")
+    if org_id is not None:  # asking for another org's jobs is refused, not answered empty
+        require_org(principal, org_id, doing="see the jobs of")
     where = store.JobFilter(
-        org_id=query_str(request, "org_id"),
+        org_id=org_id,
         status=query_enum(request, "status", JobStatus),
         app_version_id=query_str(request, "app_version_id"),
         run_id=query_uuid(request, "run_id"),

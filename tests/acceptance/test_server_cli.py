@@ -143,6 +143,9 @@ def test_org_isolation_through_the_cli(server: ServerProcess) -> None:
         "submit", "--org-id=org-a", "--app-version-id=v", "--test=t.spec.ts", env=env_b
     )
     assert foreign.code == 1 and "org" in foreign.stderr.lower()
+    listed = run_cli("list", "--org-id=org-a", env=env_b)
+    assert listed.code == 1
+    assert "cannot see the jobs of 'org-a'" in listed.stderr, listed.stderr
 
 
 @pytest.fixture

@@ -170,8 +170,12 @@ async def test_org_isolation(api: Api) -> None:
         assert (await b.get(f"/v1/runs/{run_id}")).status_code == 404
         assert (await b.post(f"/v1/jobs/{job_id}/cancel")).status_code == 404
         assert (await b.post(f"/v1/runs/{run_id}/cancel")).status_code == 404
-        listed = (await b.get("/v1/jobs", params={"org_id": "org-a"})).json()
-        assert listed["jobs"] == []
+        listed = await b.get("/v1/jobs", params={"org_id": "org-a"})
+        assert listed.status_code == 403
+        assert listed.json()["error"]["message"] == (
+            "this token belongs to org 'org-b' and cannot see the jobs of 'org-a'"
+        )
+        assert (await b.get("/v1/jobs")).json()["jobs"] == []  # its own, none
         stats_b = (await b.get("/v1/stats")).json()
         assert stats_b["jobs"]["total"] == 0
         forbidden = await b.post("/v1/jobs", json={**JOB, "org_id": "org-a"})
