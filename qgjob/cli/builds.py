@@ -38,6 +38,14 @@ app = typer.Typer(help="Upload and inspect app builds.", no_args_is_help=True)
 
 HASH_CHUNK_BYTES = 1024 * 1024
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+# The API fields of /v1/builds and the options they come from, for the service's refusals.
+_OPTIONS = {
+    "org_id": "--org-id",
+    "app_version_id": "--app-version-id",
+    "url": "--url",
+    "sha256": "--sha256",
+    "filename": "--filename",
+}
 
 
 @app.command()
@@ -67,7 +75,7 @@ def upload(
 ) -> None:
     """Upload a build file, or register one kept elsewhere (--url --sha256)."""
     out = make_console()
-    with reporting_errors():
+    with reporting_errors(_OPTIONS):
         settings = settings_of(ctx)
         org = require_text(org_id, option="--org-id")
         version = require_text(app_version_id, option="--app-version-id")
@@ -98,7 +106,7 @@ def upload(
         print_json(out, as_json(build))
         return
     verb = {"created": "Uploaded", "replaced": "Replaced", "unchanged": "Already there:"}
-    what = "registered" if build.external_url else verb.get(build.result or "", "Saved")
+    what = "Registered" if build.external_url else verb.get(build.result or "", "Saved")
     success(
         out,
         f"{what} {build.filename} ({build.platform}, {_size(build.size)}) for app version "
@@ -120,7 +128,8 @@ def show(
 ) -> None:
     """Show the build registered for an app version."""
     out = make_console()
-    with reporting_errors():
+    # An admin token serves every org: the service then needs --org-id, and says so.
+    with reporting_errors(_OPTIONS):
         settings = settings_of(ctx)
         version = require_text(app_version_id, option="--app-version-id")
         org = None if org_id is None else require_text(org_id, option="--org-id")

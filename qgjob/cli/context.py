@@ -83,10 +83,14 @@ def exit_code_for(exc: Exception) -> int:
 
 
 @contextmanager
-def reporting_errors() -> Iterator[None]:
-    """Turn bad input and client errors into one line on stderr and `typer.Exit(code)`."""
+def reporting_errors(options: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Turn bad input and client errors into one line on stderr and `typer.Exit(code)`.
+
+    `options` maps the API fields the command sends to the options they came from, so that
+    the service's refusal of a field names the option (`describe_error`).
+    """
     try:
         yield
     except (BadInput, SettingsError, QgjobError) as exc:
-        print_error(describe_error(exc))
+        print_error(describe_error(exc, options=options))
         raise typer.Exit(exit_code_for(exc)) from None

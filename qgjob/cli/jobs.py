@@ -6,10 +6,13 @@ Each command parses its options (`qgjob.cli.inputs`), makes one call through the
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
+from uuid import UUID
 
 import typer
+from rich.console import Console
 
 from qgjob.cli.context import JsonFlag, call_api, reporting_errors, settings_of
 from qgjob.cli.inputs import (
@@ -34,19 +37,35 @@ from qgjob.cli.output import (
 from qgjob.cli.submitting import (
     MAX_ECHOED_TESTS,
     WaitOptions,
+    drop_repeats,
     parse_targets,
     read_test_list,
+    repeat_notes,
     submit_and_wait,
 )
 from qgjob.cli.watching import show_job, show_run
 from qgjob.client import MAX_PAGE_SIZE, QgjobClient
+from qgjob.errors import Conflict
 from qgjob.models import Job, Run
+from qgjob.text import counted
 from qgjob.types import JobStatus, Priority, RunSource, Target
 
 app = typer.Typer()
 
+# The API fields of a submission or a listing and the options they come from.
+_OPTIONS = {
+    "org_id": "--org-id",
+    "app_version_id": "--app-version-id",
+    "tests": "--test",
+    "targets": "--target",
+    "priority": "--priority",
+    "source": "--source",
+    "status": "--status",
+    "run_id": "--run-id",
+}
 
-def _accepted(enum: type[Target] | type[Priority] | type[JobStatus]) -> str:
+
+def _accepted(enum: type[StrEnum]) -> str:
     return "|".join(member.value for member in enum)
 
 
@@ -72,7 +91,7 @@ def submit(
     ] = None,
     priority: Annotated[str, typer.Option(help=_accepted(Priority))] = Priority.NORMAL.value,
     source: Annotated[
-        str, typer.Option("--source", help="Who submits: cli|actions|api.")
+        str, typer.Option("--source", help=f"Who submits: {_accepted(RunSource)}.")
     ] = RunSource.CLI.value,
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the run to its end; the exit code says how.")
@@ -98,15 +117,19 @@ def submit(
     With --wait: exit 0 if all passed (flaky too), 1 if any failed, 3 on --timeout.
     """
     out = make_console()
-    with reporting_errors():
+    # A refusal of the i-th test names it as given; filled in once the tests are read.
+    options = dict(_OPTIONS)
+    with reporting_errors(options):
         settings = settings_of(ctx)
         org = require_text(org_id, option="--org-id")
         version = require_text(app_version_id, option="--app-version-id")
-        paths = [require_text(path, option="--test") for path in tests or []]
+        requested = [require_text(path, option="--test") for path in tests or []]
         if tests_from is not None:
-            paths += read_test_list(tests_from)
-        if not paths:
+            requested += read_test_list(tests_from)
+        if not requested:
             raise BadInput("pass at least one --test PATH (or --tests-from FILE)")
+        paths, repeats = drop_repeats(requested)
+        options |= {f"tests.{i}": f"--test {path}" for i, path in enumerate(paths)}
         chosen_targets = parse_targets(targets or [Target.EMULATOR.value])
         chosen_priority = parse_choice(Priority, priority, option="--priority")
         chosen_source = parse_choice(RunSource, source, option="--source")
@@ -117,6 +140,8 @@ def submit(
                 raise BadInput(f"{given[0]} needs --wait (it is about how the run ends)")
         timeout_s = None if timeout is None else require_positive_float(timeout, option="--timeout")
         interval_s = require_positive_float(interval, option="--interval")
+        for note in repeat_notes(repeats):
+            info(make_console(stderr=True) if json_output else out, note)
         if not json_output:
             info(out, "Submitting test job..." if len(paths) == 1 else "Submitting test run...")
             info(out, f"Organization: {org}")
@@ -124,7 +149,7 @@ def submit(
             for path in paths[:MAX_ECHOED_TESTS]:
                 info(out, f"Test: {path}")
             if len(paths) > MAX_ECHOED_TESTS:
-                info(out, f"… and {len(paths) - MAX_ECHOED_TESTS} more tests")
+                info(out, f"… and {counted(len(paths) - MAX_ECHOED_TESTS, 'more test')}")
             info(out, f"Target: {', '.join(chosen_targets)}")
             info(out, f"Priority: {chosen_priority}")
 
@@ -164,7 +189,7 @@ def submit(
         info(out, f"Status: {job.status}")
         info(out, f"Check status with: qgjob status --job-id={job.job_id}")
     else:
-        success(out, f"Run submitted successfully! ({len(jobs)} jobs)")
+        success(out, f"Run submitted successfully! ({counted(len(jobs), 'job')})")
         info(out, f"Run ID: {run.run_id}")
         out.print(submitted_jobs_table(jobs))
         info(out, f"Check status with: qgjob status --run-id={run.run_id}")
@@ -228,7 +253,7 @@ def list_jobs(
 ) -> None:
     """List jobs, newest first."""
     out = make_console()
-    with reporting_errors():
+    with reporting_errors(_OPTIONS):
         settings = settings_of(ctx)
         org = require_text(org_id, option="--org-id")
         wanted_status = (
@@ -268,7 +293,7 @@ def list_jobs(
         return
     out.print(listed_jobs_table(jobs))
     more = "; more match (raise --limit to see them)" if cursor else ""
-    info(out, f"{len(jobs)} job{'s' if len(jobs) != 1 else ''} shown{more}")
+    info(out, f"{counted(len(jobs), 'job')} shown{more}")
 
 
 @app.command()
@@ -280,30 +305,58 @@ def cancel(
     ] = None,
     json_output: JsonFlag = False,
 ) -> None:
-    """Cancel a job, or every unfinished job of a run."""
+    """Cancel a job, or every unfinished job of a run; one that has ended is left as it is."""
     out = make_console()
     with reporting_errors():
         settings = settings_of(ctx)
         which = exactly_one({"--job-id": job_id, "--run-id": run_id})
         if which == "--job-id":
             wanted_job = parse_uuid(job_id or "", option="--job-id")
-            job = call_api(settings, lambda client: client.cancel_job(wanted_job))
-            if json_output:
-                print_json(out, as_json(job))
-            elif job.status is JobStatus.CANCELLED:
-                success(out, f"Job {job.job_id} cancelled")
-            else:
-                success(out, f"Cancellation requested for job {job.job_id}")
-                info(out, f"Status: {job.status}")
+            job, was_live = call_api(settings, lambda client: _cancel_job(client, wanted_job))
+            _report_cancelled_job(out, job, was_live=was_live, json_output=json_output)
             return
         wanted_run = parse_uuid(run_id or "", option="--run-id")
-        run = call_api(settings, lambda client: client.cancel_run(wanted_run))
+        run, cancelled = call_api(settings, lambda client: _cancel_run(client, wanted_run))
     if json_output:
         print_json(out, as_json(run))
-        return
-    success(out, f"Run {run.run_id} cancelled")
-    info(out, f"Cancelled jobs: {run.counts.cancelled} of {run.counts.total}")
-    info(out, f"Status: {run.status}")
+    elif not cancelled:
+        info(out, f"Run {run.run_id} already {run.status}: nothing to cancel")
+    else:
+        success(out, f"Run {run.run_id} cancelled")
+        info(out, f"Cancelled jobs: {cancelled} of {run.counts.total}")
+        info(out, f"Status: {run.status}")
+
+
+def _report_cancelled_job(out: Console, job: Job, *, was_live: bool, json_output: bool) -> None:
+    if json_output:
+        print_json(out, as_json(job))
+    elif not was_live:
+        info(out, f"Job {job.job_id} already {job.status}: nothing to cancel")
+    elif job.status is JobStatus.CANCELLED:
+        success(out, f"Job {job.job_id} cancelled")
+    else:
+        success(out, f"Cancellation requested for job {job.job_id}")
+        info(out, f"Status: {job.status}")
+
+
+async def _cancel_job(client: QgjobClient, job_id: UUID) -> tuple[Job, bool]:
+    """The job after the request, and whether it was still live (cancelling is idempotent:
+    the service refuses a job that has ended with 409, which is no failure here)."""
+    try:
+        return await client.cancel_job(job_id), True
+    except Conflict:
+        job = await client.get_job(job_id)
+        if not job.status.is_terminal:
+            raise
+        return job, False
+
+
+async def _cancel_run(client: QgjobClient, run_id: UUID) -> tuple[Run, int]:
+    """The run after the request, and how many of its jobs this request cancelled (the
+    service answers with the run only, so the count is the difference)."""
+    before = await client.get_run(run_id)
+    after = await client.cancel_run(run_id)
+    return after, max(0, after.counts.cancelled - before.counts.cancelled)
 
 
 @app.command()

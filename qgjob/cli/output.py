@@ -8,7 +8,7 @@ always wrapped in `Text`, never parsed as rich markup, so a test path with brack
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,28 +73,45 @@ def as_json(record: BaseModel) -> dict[str, Any]:
     return record.model_dump(mode="json", exclude_unset=True)
 
 
-def describe_error(exc: Exception) -> str:
-    """One sentence for the user: what went wrong and, when we know, what to do about it."""
+def describe_error(exc: Exception, *, options: Mapping[str, str] | None = None) -> str:
+    """One sentence for the user: what went wrong and, when we know, what to do about it.
+
+    `options` names the command-line option behind each API field (`{"org_id": "--org-id"}`),
+    so that a refusal by the service speaks of what the user typed.
+    """
     if isinstance(exc, ServerUnreachable):
         return (
             f"{exc}; is it running? Start one with `qgjob server`, "
             "or point --server-url / QGJOB_SERVER_URL at a running one"
         )
     if isinstance(exc, Unauthorized):
-        return (
-            f"the server refused the credentials: {exc.message} (HTTP 401); pass a token "
-            "with --token or QGJOB_TOKEN (create one with `qgjob token create`)"
-        )
+        hint = "pass a token with --token or QGJOB_TOKEN"
+        # The service's own message may already say how to create one; say it once.
+        if "qgjob token create" not in exc.message:
+            hint += " (create one with `qgjob token create`)"
+        return f"the server refused the credentials: {exc.message} (HTTP 401); {hint}"
     if isinstance(exc, ApiError):
-        # The service's message often names the field already; say it once.
-        named = exc.field is None or exc.message.startswith(exc.field)
-        where = "" if named else f"{exc.field}: "
-        return f"{where}{exc.message} (HTTP {exc.status} {exc.code})"
+        option = (options or {}).get(exc.field or "")
+        return f"{_about(exc, option)} (HTTP {exc.status} {exc.code})"
     if isinstance(exc, UnexpectedResponse):
         return f"{exc} (is the server a qgjob of the same version?)"
     if isinstance(exc, QgjobError):
         return str(exc) or type(exc).__name__
     return str(exc)
+
+
+def _about(exc: ApiError, option: str | None) -> str:
+    """The service's message, naming `option` instead of the field when there is one."""
+    field = exc.field
+    if field is None:
+        return exc.message
+    if option is None:
+        # The service's message often names the field already; say it once.
+        return exc.message if exc.message.startswith(field) else f"{field}: {exc.message}"
+    message = exc.message.removeprefix(f"{field}: ")
+    if message.startswith(f"{field} "):
+        return option + message[len(field) :]
+    return f"{option}: {message}"
 
 
 def status_text(status: JobStatus | RunStatus) -> Text:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,15 @@ from rich.console import Console
 
 from qgjob.cli.context import call_api
 from qgjob.cli.inputs import BadInput, parse_choice
-from qgjob.cli.output import as_json, failure, info, print_error, print_json, success
+from qgjob.cli.output import (
+    as_json,
+    failure,
+    info,
+    make_console,
+    print_error,
+    print_json,
+    success,
+)
 from qgjob.cli.progress import Waited, wait_for_run
 from qgjob.cli.reports import append_text, save_text
 from qgjob.cli.summary import render_summary
@@ -22,6 +31,7 @@ from qgjob.client import QgjobClient
 from qgjob.errors import QgjobError
 from qgjob.models import Run
 from qgjob.settings import Settings
+from qgjob.text import counted
 from qgjob.types import JobStatus, Outcome, Target
 
 MAX_ECHOED_TESTS = 20  # the submit banner lists this many tests, then a count
@@ -60,6 +70,25 @@ def read_test_list(path: Path) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
+def drop_repeats(paths: list[str]) -> tuple[list[str], dict[str, int]]:
+    """Each path once, in the order first given; and how often each repeated one was given
+    (the service makes one job per test and target however often it is named)."""
+    times = Counter(paths)
+    return list(times), {path: n for path, n in times.items() if n > 1}
+
+
+def repeat_notes(repeats: dict[str, int]) -> list[str]:
+    """One line per repeated test, up to `MAX_ECHOED_TESTS`, then a count."""
+    notes = [
+        f"{path} was given {'twice' if n == 2 else f'{n} times'}; submitting it once"
+        for path, n in list(repeats.items())[:MAX_ECHOED_TESTS]
+    ]
+    if len(repeats) > MAX_ECHOED_TESTS:
+        more = counted(len(repeats) - MAX_ECHOED_TESTS, "more test")
+        notes.append(f"… and {more} given more than once; each is submitted once")
+    return notes
+
+
 def submit_and_wait(
     settings: Settings,
     out: Console,
@@ -72,7 +101,7 @@ def submit_and_wait(
     async def go(client: QgjobClient) -> tuple[Waited, str | None]:
         run = await submit(client)
         if not options.json_output:
-            success(out, f"Run submitted: {run.run_id} ({len(run.all_jobs)} jobs)")
+            success(out, f"Run submitted: {run.run_id} ({counted(len(run.all_jobs), 'job')})")
             info(out, "Waiting for it to finish...")
         try:
             waited = await wait_for_run(
@@ -91,7 +120,8 @@ def submit_and_wait(
 
     waited, junit = call_api(settings, go)
     if options.junit is not None and junit is not None:
-        save_text(options.junit, junit, option="--junit")
+        notes = make_console(stderr=True) if options.json_output else out
+        save_text(options.junit, junit, option="--junit", console=notes)
     if options.summary is not None:
         text = render_summary(
             waited.run,
@@ -103,7 +133,7 @@ def submit_and_wait(
     if options.json_output:
         print_json(out, {**as_json(waited.run), "timed_out": waited.timed_out})
     else:
-        report_end(out, waited)
+        report_end(out, waited, timeout_s=options.timeout_s)
     return waited.exit_code
 
 
@@ -117,26 +147,36 @@ async def cancel_on_interrupt(client: QgjobClient, run_id: UUID, out: Console) -
     failure(out, f"Interrupted: run {run_id} cancelled")
 
 
-def report_end(out: Console, waited: Waited) -> None:
+def report_end(out: Console, waited: Waited, *, timeout_s: float | None) -> None:
+    """The closing lines of `submit --wait`: each failed test, then the verdict."""
     run = waited.run
     jobs = run.all_jobs
+    counts = run.counts
     for job in jobs:
         if job.status is JobStatus.FAILED:
             reason = (job.error or str(job.outcome or "failed")).strip().splitlines()
             failure(out, f"{job.test_path} [{job.target}]: {reason[0] if reason else 'failed'}")
     flaky = sum(1 for job in jobs if job.outcome is Outcome.FLAKY)
     if waited.timed_out:
+        # The limit as given: the time measured overshoots it by up to one poll.
+        limit_s = waited.elapsed_s if timeout_s is None else timeout_s
         failure(
             out,
-            f"Run {run.run_id} timed out after {waited.elapsed_s:.0f} s; "
-            f"{run.counts.cancelled} unfinished jobs cancelled",
+            f"Run {run.run_id} timed out after {_seconds(limit_s)} s; "
+            f"{counted(counts.cancelled, 'unfinished job')} cancelled",
         )
     elif waited.exit_code == 0:
         note = f", {flaky} flaky" if flaky else ""
-        success(out, f"All {len(jobs)} tests passed{note} (run {run.run_id})")
+        passed = counted(len(jobs), "test")
+        success(out, f"{'All ' if len(jobs) > 1 else ''}{passed} passed{note} (run {run.run_id})")
     else:
         failure(
             out,
-            f"Run {run.run_id} {run.status.lower()}: {run.counts.failed} failed, "
-            f"{run.counts.cancelled} cancelled of {run.counts.total} jobs",
+            f"Run {run.run_id} {run.status.lower()}: {counts.failed} failed, "
+            f"{counts.cancelled} cancelled of {counted(counts.total, 'job')}",
         )
+
+
+def _seconds(value: float) -> str:
+    """`0.5`, `30`, `1800`: seconds as a person would write them."""
+    return f"{value:.3f}".rstrip("0").rstrip(".")

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from qgjob.models import Job, Run
+from qgjob.text import counted
 from qgjob.types import JobStatus, Outcome
 
 MAX_LISTED_SPECS = 200
@@ -109,18 +110,18 @@ def _verdict(jobs: Sequence[Job], *, timed_out: bool, elapsed_s: float) -> str:
             "## ⏱️ Timed Out",
             "",
             f"The run did not finish within {_duration(elapsed_s)}: "
-            f"{cancelled} of {len(jobs)} jobs were cancelled unfinished.",
+            f"{_of(cancelled, len(jobs), 'job')} cancelled unfinished.",
             "",
         ]
     if failed or (cancelled and not timed_out):
         lines += ["## ❌ Build Failed", ""]
         if failed:
-            lines += [f"{len(failed)} of {len(jobs)} tests failed.", ""]
+            lines += [f"{len(failed)} of {counted(len(jobs), 'test')} failed.", ""]
         for job in failed:
             reason = _first_line(job.error) or str(job.outcome or job.status).lower()
             lines.append(f"- **{_code(job.test_path)}** ({job.target}): {_code(reason)}")
         if cancelled and not timed_out:
-            lines += ["", f"{cancelled} of {len(jobs)} jobs were cancelled."]
+            lines += ["", f"{_of(cancelled, len(jobs), 'job')} cancelled."]
         for job in failed:
             if job.error and "\n" in job.error.strip():
                 lines += [
@@ -137,8 +138,14 @@ def _verdict(jobs: Sequence[Job], *, timed_out: bool, elapsed_s: float) -> str:
     elif not timed_out:
         flaky = sum(1 for job in jobs if job.outcome is Outcome.FLAKY)
         note = f" ({flaky} flaky: passed on a retry)" if flaky else ""
-        lines += ["## ✅ Build Passed", "", f"All {len(jobs)} tests passed{note}.", ""]
+        passed = f"All {len(jobs)} tests" if len(jobs) > 1 else counted(len(jobs), "test")
+        lines += ["## ✅ Build Passed", "", f"{passed} passed{note}.", ""]
     return "\n".join(lines) + "\n"
+
+
+def _of(part: int, whole: int, noun: str) -> str:
+    """`1 of 3 jobs was`, `2 of 3 jobs were`: the verb agrees with the part."""
+    return f"{part} of {counted(whole, noun)} {'was' if part == 1 else 'were'}"
 
 
 def _tally(jobs: Sequence[Job]) -> str:

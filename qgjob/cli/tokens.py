@@ -26,7 +26,7 @@ def create(
 ) -> None:
     """Create a token; its raw value is printed this once and cannot be shown again."""
     out = make_console()
-    with reporting_errors():
+    with reporting_errors({"org_id": "--org-id", "role": "--role", "name": "--name"}):
         settings = settings_of(ctx)
         org = require_text(org_id, option="--org-id")
         chosen_role = parse_choice(Role, role, option="--role")

@@ -76,8 +76,11 @@ def up(
         ),
     ] = True,
 ) -> None:
-    """Start the server and one worker per target: SIMULATED, unless this host has an adb
-    device or BrowserStack credentials, which it then drives. Ctrl-C stops them all."""
+    """Start the server and one worker per target, SIMULATED where this host has no real one.
+
+    An adb emulator or device, or BROWSERSTACK_USERNAME and BROWSERSTACK_ACCESS_KEY, make
+    that target's worker REAL. Ctrl-C stops them all.
+    """
     with reporting_errors():
         settings = settings_of(ctx)
         if port is not None and not 0 < port < 65536:

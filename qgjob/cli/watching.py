@@ -20,6 +20,7 @@ from qgjob.cli.output import as_json, failure, job_table, print_json, run_view, 
 from qgjob.client import QgjobClient
 from qgjob.models import Job, Run
 from qgjob.settings import Settings
+from qgjob.text import counted
 from qgjob.types import JobStatus, RunStatus
 
 R = TypeVar("R", bound=BaseModel)
@@ -140,12 +141,13 @@ def show_run(
         return 0
     if run.status is RunStatus.COMPLETED:
         if not json_output:
-            success(out, f"Run completed: {run.counts.completed} of {run.counts.total} jobs")
+            total = counted(run.counts.total, "job")
+            success(out, f"Run completed: {run.counts.completed} of {total}")
         return 0
     if not json_output:
         failure(
             out,
             f"Run {run.status.lower()}: {run.counts.failed} failed, "
-            f"{run.counts.cancelled} cancelled of {run.counts.total} jobs",
+            f"{run.counts.cancelled} cancelled of {counted(run.counts.total, 'job')}",
         )
     return EXIT_FAILURE

@@ -313,7 +313,7 @@ def show_run_tree(
         found = call_api(settings, lambda client: client.get_run(wanted))
         if junit is not None:
             document = call_api(settings, lambda client: client.get_run_junit(wanted))
-            save_text(junit, document, option="--junit")
+            save_text(junit, document, option="--junit", console=None if json_output else out)
     if json_output:
         print_json(out, as_json(found))
         return

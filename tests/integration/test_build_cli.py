@@ -32,7 +32,7 @@ async def test_register_external_then_show(api: Api) -> None:
     table = await run_cli_async("build", "show", "--app-version-id", "v9", env=env)
     missing = await run_cli_async("build", "show", "--app-version-id", "nope", env=env)
     assert registered.code == 0, registered.stderr
-    assert "registered Runner.ipa (ios" in registered.stdout
+    assert "Registered Runner.ipa (ios" in registered.stdout
     assert shown.json()["sha256"] == sha and shown.json()["external_url"].endswith("Runner.ipa")
     assert "https://cdn.example/builds/Runner.ipa" in table.stdout
     assert missing.code == 1

@@ -23,7 +23,7 @@ TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
 
 @dataclass
 class StandinState:
-    tokens: dict[str, tuple[str, str]] = field(default_factory=dict)  # raw → (org, role)
+    tokens: dict[str, tuple[str, str]] = field(default_factory=dict)  # raw → (org or "", role)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -35,6 +35,7 @@ class StandinState:
         self.tokens = {
             "good-token": ("qualgent", "admin"),
             "submit-token": ("qualgent", "submitter"),
+            "every-org-token": ("", "admin"),  # like the server's local admin token
         }
         self.jobs.clear()
         self.runs.clear()
@@ -128,8 +129,14 @@ def build_app(state: StandinState) -> Starlette:
         }
         state.requests.append(record)
         raw = (authorization or "").removeprefix("Bearer ")
+        if not authorization:  # the service's own words
+            message = (
+                "missing credentials: send 'Authorization: Bearer <token>' "
+                "(create a token with `qgjob token create`)"
+            )
+            return error(401, "unauthorized", message)
         if raw not in state.tokens:
-            return error(401, "unauthorized", "missing or unknown bearer token")
+            return error(401, "unauthorized", "the token is not valid (unknown or revoked)")
         if admin and state.tokens[raw][1] != "admin":
             return error(403, "forbidden", "only an admin token may create tokens")
         return None
@@ -149,9 +156,13 @@ def build_app(state: StandinState) -> Starlette:
         key = request.headers.get("idempotency-key")
         if key and key in state.answers_by_key:
             return JSONResponse(state.answers_by_key[key], status_code=201)
-        if any(test.startswith("/") for test in body["tests"]):
-            message = "test_path must be relative to the project root, not absolute"
-            return error(422, "invalid_input", message, "tests")
+        for index, test in enumerate(body["tests"]):
+            if test.startswith("/"):
+                message = f"tests.{index}: test_path must be relative to the project root"
+                return error(422, "invalid_input", message, f"tests.{index}")
+        if not body["org_id"].isalnum():
+            message = "org_id must be 1-64 characters of letters, digits, '.', '_' or '-'"
+            return error(422, "invalid_input", message, "org_id")
         for target in body.get("targets", ["emulator"]):
             if target not in TARGETS:
                 return error(422, "invalid", f"unknown target {target!r}", "targets")
@@ -232,9 +243,8 @@ def build_app(state: StandinState) -> Starlette:
         if not isinstance(job, dict):
             return job
         if job["status"] in TERMINAL:
-            return error(
-                409, "conflict", f"job {job['job_id']} has already finished ({job['status']})"
-            )
+            message = f"job {job['job_id']} is already {job['status']} and cannot be cancelled"
+            return error(409, "job_finished", message)
         job["status"] = "CANCELLED"
         return JSONResponse(job)
 
@@ -248,6 +258,24 @@ def build_app(state: StandinState) -> Starlette:
             if job["run_id"] == run_id and job["status"] not in TERMINAL:
                 job["status"] = "CANCELLED"
         return JSONResponse(run_object(state, run_id, with_jobs=False))
+
+    async def get_run_junit(request: Request) -> Response:
+        if (refused := await guard(request)) is not None:
+            return refused
+        run_id = request.path_params["run_id"]
+        if run_id not in state.runs:
+            return error(404, "not_found", f"run {run_id} not found")
+        return Response(f'<testsuites name="{run_id}"/>', media_type="application/xml")
+
+    async def get_build(request: Request) -> Response:
+        if (refused := await guard(request)) is not None:
+            return refused
+        raw = (request.headers.get("authorization") or "").removeprefix("Bearer ")
+        if not state.tokens[raw][0] and not request.query_params.get("org_id"):
+            message = "org_id is required with a token that serves every org"
+            return error(422, "invalid_input", message, "org_id")
+        version = request.path_params["app_version_id"]
+        return error(404, "not_found", f"no build for app version {version!r}")
 
     async def stats(request: Request) -> Response:
         if (refused := await guard(request)) is not None:
@@ -290,6 +318,8 @@ def build_app(state: StandinState) -> Starlette:
             Route("/v1/jobs/{job_id}/cancel", cancel_job, methods=["POST"]),
             Route("/v1/runs/{run_id}", get_run, methods=["GET"]),
             Route("/v1/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
+            Route("/v1/runs/{run_id}/junit", get_run_junit, methods=["GET"]),
+            Route("/v1/builds/{app_version_id}", get_build, methods=["GET"]),
             Route("/v1/stats", stats, methods=["GET"]),
             Route("/v1/tokens", create_token, methods=["POST"]),
         ]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from qgjob.cli import jobs
 from tests.unit.cli.shell import Cli, one_error_line
 from tests.unit.cli.standin import StandinState
 
@@ -106,21 +107,75 @@ def test_unknown_job_is_not_found(cli: Cli) -> None:
     assert one_error_line(result) == f"Error: job {job_id} not found (HTTP 404 not_found)"
 
 
-def test_server_side_validation_is_a_usage_error(cli: Cli) -> None:
-    result = cli(*SUBMIT, "--test=/abs/a.spec.js")
+def test_server_side_validation_names_the_option_and_the_test_as_given(cli: Cli) -> None:
+    result = cli(*SUBMIT, "--test=tests/a.spec.js", "--test=/abs/a.spec.js")
     assert result.exit_code == 2
     assert one_error_line(result) == (
-        "Error: tests: test_path must be relative to the project root, not absolute "
+        "Error: --test /abs/a.spec.js: test_path must be relative to the project root "
         "(HTTP 422 invalid_input)"
     )
+    bad_org = cli("submit", "--org-id=acme!", "--app-version-id=v", "--test=a.spec.js")
+    assert bad_org.exit_code == 2
+    assert one_error_line(bad_org).startswith("Error: --org-id must be 1-64 characters")
 
 
-def test_typer_own_usage_errors_exit_2_without_traceback(cli: Cli) -> None:
-    result = cli("submit", "--app-version-id=v", "--test=a")
-    assert result.exit_code == 2
-    assert "Missing option '--org-id'" in result.stderr
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ("submit", "--app-version-id=v", "--test=a"),
+            "Error: missing option --org-id (see qgjob submit --help)",
+        ),
+        (("list",), "Error: missing option --org-id (see qgjob list --help)"),
+        (("logs",), "Error: missing option --job-id (see qgjob logs --help)"),
+        (("build", "show"), "Error: missing option --app-version-id (see qgjob build show --help)"),
+        (
+            ("logs", f"--job-id={A_UUID}", "--attempt=abc"),
+            "Error: --attempt must be an integer (got 'abc')",
+        ),
+        (
+            ("status", f"--job-id={A_UUID}", "--interval=often"),
+            "Error: --interval must be a number (got 'often')",
+        ),
+        (("nonsense",), "Error: no such command 'nonsense' (see qgjob --help)"),
+        (("stats", "--bogus"), "Error: no such option --bogus (see qgjob stats --help)"),
+        (
+            ("list", "--org-id=q", "--limt=3"),
+            "Error: no such option --limt; did you mean --limit? (see qgjob list --help)",
+        ),
+        ((*SUBMIT, "--test"), "Error: option '--test' requires an argument"),
+    ],
+)
+def test_click_usage_errors_are_one_line_exit_2(
+    cli: Cli, state: StandinState, args: tuple[str, ...], expected: str
+) -> None:
+    result = cli(*args)
+    assert result.exit_code == 2, result.output
+    assert one_error_line(result) == expected
+    assert result.stdout == ""
+    assert state.requests == []
+
+
+def test_help_and_no_arguments_still_show_the_help(cli: Cli) -> None:
+    for args in (["--help"], ["submit", "--help"], ["build", "--help"]):
+        shown = cli(*args)
+        assert shown.exit_code == 0, shown.output
+        assert "Usage: qgjob" in shown.stdout
+        assert shown.stderr == ""
+    bare = cli()
+    assert bare.exit_code == 2
+    assert "Usage: qgjob" in bare.stdout
+    assert "Error" not in bare.output
+
+
+def test_ctrl_c_still_exits_130(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jobs, "call_api", interrupted)
+    result = cli("stats")
+    assert result.exit_code == 130
     assert "Traceback" not in result.output
-    assert cli("nonsense").exit_code == 2
 
 
 def _qgjob(*args: str, url: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -143,6 +198,10 @@ def test_the_real_entry_point_from_a_subprocess(refused_url: str, isolated_env: 
     assert (
         bad.stderr == "Error: --target must be one of emulator, device, browserstack (got 'ios')\n"
     )
+    missing = _qgjob("logs", url=refused_url, data_dir=isolated_env)
+    assert missing.returncode == 2
+    # The program as it was run: `python -m qgjob` here.
+    assert missing.stderr == "Error: missing option --job-id (see python -m qgjob logs --help)\n"
     down = _qgjob("stats", url=refused_url, data_dir=isolated_env)
     assert down.returncode == 1
     assert down.stderr.count("\n") == 1

@@ -172,11 +172,15 @@ def test_cancel_a_job_and_a_finished_one(cli: Cli, state: StandinState) -> None:
     job_id = submit_one(cli, state)
     result = cli("cancel", f"--job-id={job_id}")
     assert result.exit_code == 0, result.output
-    assert f"✓ Job {job_id} cancelled" in result.stdout
+    assert result.stdout.splitlines() == [f"✓ Job {job_id} cancelled"]
+    state.jobs[job_id]["status"] = "FAILED"
     again = cli("cancel", f"--job-id={job_id}")
-    assert again.exit_code == 1
-    assert "has already finished (CANCELLED)" in one_error_line(again)
-    assert "409" in one_error_line(again)
+    assert again.exit_code == 0, again.output
+    assert again.stdout.splitlines() == [f"ℹ Job {job_id} already FAILED: nothing to cancel"]
+    assert again.stderr == ""
+    as_json = cli("cancel", f"--job-id={job_id}", "--json")
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout)["status"] == "FAILED"
 
 
 def test_cancel_a_run(cli: Cli, state: StandinState) -> None:
@@ -187,6 +191,42 @@ def test_cancel_a_run(cli: Cli, state: StandinState) -> None:
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["counts"]["cancelled"] == 2
     assert {job["status"] for job in state.jobs.values()} == {"CANCELLED"}
+
+
+def test_cancel_a_run_counts_only_the_jobs_it_cancelled(cli: Cli, state: StandinState) -> None:
+    answer = json.loads(cli(*SUBMIT, *(f"--test=t{i}.spec.js" for i in range(4)), "--json").stdout)
+    first, second, *_ = answer["jobs"]
+    state.jobs[first["job_id"]]["status"] = "CANCELLED"
+    state.jobs[second["job_id"]]["status"] = "COMPLETED"
+    result = cli("cancel", "--run-id", answer["run_id"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"✓ Run {answer['run_id']} cancelled",
+        "ℹ Cancelled jobs: 2 of 4",
+        "ℹ Status: CANCELLED",
+    ]
+
+
+def test_cancel_a_finished_run_says_there_was_nothing_to_cancel(
+    cli: Cli, state: StandinState
+) -> None:
+    run_id = json.loads(cli(*SUBMIT, "--test=a.spec.js", "--test=b.spec.js", "--json").stdout)[
+        "run_id"
+    ]
+    for job in state.jobs.values():
+        job["status"] = "FAILED"
+    result = cli("cancel", "--run-id", run_id)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [f"ℹ Run {run_id} already FAILED: nothing to cancel"]
+    assert "✓" not in result.output
+
+
+def test_cancelling_an_unknown_job_or_run_is_still_an_error(cli: Cli) -> None:
+    for option in ("--job-id", "--run-id"):
+        unknown = str(uuid.uuid4())
+        result = cli("cancel", f"{option}={unknown}")
+        assert result.exit_code == 1
+        assert one_error_line(result).endswith(f"{unknown} not found (HTTP 404 not_found)")
 
 
 def test_stats_prints_two_tables(cli: Cli, state: StandinState) -> None:

@@ -151,6 +151,23 @@ def test_a_failing_summary_names_each_failed_spec_and_its_error() -> None:
     assert "Build Passed" not in text
 
 
+def test_a_summary_of_one_test_speaks_of_it_in_the_singular() -> None:
+    passed = render_summary(run_of(job("tests/a.spec.ts", "COMPLETED", "passed")), elapsed_s=1)
+    assert "\n1 test passed.\n" in passed
+    failed = render_summary(
+        run_of(job("tests/a.spec.ts", "FAILED", "failed"), status="FAILED"), elapsed_s=1
+    )
+    assert "1 of 1 test failed." in failed
+    cancelled = run_of(
+        job("tests/a.spec.ts", "CANCELLED", None),
+        job("tests/b.spec.ts", "COMPLETED", "passed"),
+        status="CANCELLED",
+    )
+    assert "1 of 2 jobs was cancelled." in render_summary(cancelled, elapsed_s=1)
+    timed_out = render_summary(cancelled, elapsed_s=1, timed_out=True)
+    assert "1 of 2 jobs was cancelled unfinished." in timed_out
+
+
 def test_discovery_lists_the_specs_and_the_glob() -> None:
     text = render_discovery(["tests/a.spec.ts"], pattern="tests/**/*.spec.{ts,js}")
     assert text.startswith("## 🔍 Test Discovery\n\nFound **1** spec file matching ")
