@@ -28,12 +28,13 @@ from starlette.responses import JSONResponse, Response
 
 from app.api.bodies import parse
 from app.api.params import query_uuid
-from app.api.schemas import OrgId, check_org_id
+from app.api.schemas import OrgId
 from app.auth import authenticate, require_role
 from app.errors import InvalidInput, NotFound
 from app.services import Services
 from app.store import browserstack_apps as store
 from app.store.tokens import Principal
+from qgjob.identifiers import check_org_id
 from qgjob.types import Role
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

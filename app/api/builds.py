@@ -20,13 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from app.api.bodies import parse
-from app.api.schemas import (
-    SHA256_PATTERN,
-    ExternalBuild,
-    check_app_version_id,
-    check_build_filename,
-    check_org_id,
-)
+from app.api.schemas import SHA256_PATTERN, ExternalBuild, check_build_filename
 from app.auth import authenticate, require_org, require_role
 from app.errors import BadRequest, Conflict, InvalidInput, NotFound, PayloadTooLarge
 from app.services import Services
@@ -34,6 +28,7 @@ from app.storage import BlobMissing, StagedBlob, TooLarge
 from app.store import builds as store
 from app.store.jobs import Wire
 from app.store.tokens import Principal
+from qgjob.identifiers import check_app_version_id, check_org_id
 from qgjob.types import Role, build_platform_of
 
 logger = logging.getLogger(__name__)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from qgjob.identifiers import (
+    APP_VERSION_ID_RE,
+    MAX_TEST_PATH,
+    ORG_ID_RE,
+    TEST_PATH_PATTERN,
+    check_app_version_id,
+    check_org_id,
+    check_test_path,
+)
 from qgjob.types import (
     BUILD_EXTENSIONS,
     BuildPlatform,
@@ -23,66 +31,13 @@ from qgjob.types import (
     build_platform_of,
 )
 
-_ORG_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_APP_VERSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+:-]{0,127}$")
-MAX_TEST_PATH = 1024
-
-
-def check_org_id(value: str) -> str:
-    if not _ORG_ID.match(value):
-        raise ValueError(
-            "org_id must be 1-64 characters of letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return value
-
-
-def check_app_version_id(value: str) -> str:
-    if not _APP_VERSION_ID.match(value):
-        raise ValueError(
-            "app_version_id must be 1-128 characters of letters, digits, '.', '_', '+', ':' "
-            "or '-', starting with a letter or digit"
-        )
-    return value
-
-
-# What a test path may be (docs/security.md): a path relative to the project root that stays
-# inside it, and that the test runner cannot mistake for an option. The validator below and
-# this pattern (published in /openapi.json) say the same thing; a test checks they agree.
-TEST_PATH_PATTERN = (
-    r"^(?!\s*$)"  # not blank
-    r"(?![/\\~-])(?![A-Za-z]:)"  # not absolute, not home-relative, not an option
-    r"(?!(?:.*[/\\])?\.\.(?:[/\\]|$))"  # no '..' segment
-    r"[^\x00-\x1f\x7f]*$"  # no control characters (NUL, line breaks, escapes)
-)
-
-
-def check_test_path(value: str) -> str:
-    if not value.strip():
-        raise ValueError("test_path must not be empty")
-    if len(value) > MAX_TEST_PATH:
-        raise ValueError(f"test_path must be at most {MAX_TEST_PATH} characters")
-    if re.search(r"[\x00-\x1f\x7f]", value):
-        raise ValueError("test_path must not contain control characters (NUL, line breaks, tabs)")
-    if value.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:", value):
-        raise ValueError(
-            "test_path must be relative to the project root, not absolute "
-            "(e.g. tests/login.spec.ts)"
-        )
-    if ".." in re.split(r"[\\/]", value):
-        raise ValueError("test_path must stay inside the project: '..' is not allowed")
-    if value.startswith("-"):
-        raise ValueError("test_path must not start with '-' (it would be read as an option)")
-    return value
-
-
 OrgId = Annotated[
-    str, AfterValidator(check_org_id), Field(json_schema_extra={"pattern": _ORG_ID.pattern})
+    str, AfterValidator(check_org_id), Field(json_schema_extra={"pattern": ORG_ID_RE.pattern})
 ]
 AppVersionId = Annotated[
     str,
     AfterValidator(check_app_version_id),
-    Field(json_schema_extra={"pattern": _APP_VERSION_ID.pattern}),
+    Field(json_schema_extra={"pattern": APP_VERSION_ID_RE.pattern}),
 ]
 TestPath = Annotated[
     str,

@@ -27,7 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from qgjob.cli.context import JsonFlag, call_api, reporting_errors, settings_of
-from qgjob.cli.inputs import BadInput, require_text
+from qgjob.cli.inputs import BadInput, require_app_version_id, require_org_id
 from qgjob.cli.output import as_json, format_time, make_console, print_json, success
 from qgjob.client import QgjobClient
 from qgjob.models import Build
@@ -77,8 +77,8 @@ def upload(
     out = make_console()
     with reporting_errors(_OPTIONS):
         settings = settings_of(ctx)
-        org = require_text(org_id, option="--org-id")
-        version = require_text(app_version_id, option="--app-version-id")
+        org = require_org_id(org_id)
+        version = require_app_version_id(app_version_id)
         expected = _checked_sha256(sha256)
         if url is not None:
             if path is not None:
@@ -131,8 +131,8 @@ def show(
     # An admin token serves every org: the service then needs --org-id, and says so.
     with reporting_errors(_OPTIONS):
         settings = settings_of(ctx)
-        version = require_text(app_version_id, option="--app-version-id")
-        org = None if org_id is None else require_text(org_id, option="--org-id")
+        version = require_app_version_id(app_version_id)
+        org = None if org_id is None else require_org_id(org_id)
         build = call_api(settings, lambda client: client.get_build(version, org_id=org))
     if json_output:
         print_json(out, as_json(build))

@@ -6,9 +6,12 @@ option, says what is accepted and repeats what was given.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from typing import TypeVar
 from uuid import UUID
+
+from qgjob.identifiers import check_app_version_id, check_org_id, check_test_path
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -42,6 +45,30 @@ def require_text(raw: str, *, option: str) -> str:
     if not value:
         raise BadInput(f"{option} must not be empty")
     return value
+
+
+def require_org_id(raw: str, *, option: str = "--org-id") -> str:
+    """An org id as the service accepts it (`qgjob.identifiers`)."""
+    return _checked(require_text(raw, option=option), check_org_id, "org_id", option)
+
+
+def require_app_version_id(raw: str, *, option: str = "--app-version-id") -> str:
+    """An app version id as the service accepts it (`qgjob.identifiers`)."""
+    value = require_text(raw, option=option)
+    return _checked(value, check_app_version_id, "app_version_id", option)
+
+
+def require_test_path(raw: str, *, option: str = "--test") -> str:
+    """A spec path as the service accepts it: relative, inside the project (`qgjob.identifiers`)."""
+    return _checked(require_text(raw, option=option), check_test_path, "test_path", option)
+
+
+def _checked(value: str, check: Callable[[str], str], field: str, option: str) -> str:
+    """`check(value)`, its refusal reworded to name the option and the value given."""
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise BadInput(f"{option} {value!r} {str(exc).removeprefix(f'{field} ')}") from None
 
 
 def require_positive_int(value: int, *, option: str) -> int:

@@ -20,9 +20,11 @@ from qgjob.cli.inputs import (
     exactly_one,
     parse_choice,
     parse_uuid,
+    require_app_version_id,
+    require_org_id,
     require_positive_float,
     require_positive_int,
-    require_text,
+    require_test_path,
 )
 from qgjob.cli.output import (
     as_json,
@@ -121,11 +123,14 @@ def submit(
     options = dict(_OPTIONS)
     with reporting_errors(options):
         settings = settings_of(ctx)
-        org = require_text(org_id, option="--org-id")
-        version = require_text(app_version_id, option="--app-version-id")
-        requested = [require_text(path, option="--test") for path in tests or []]
+        org = require_org_id(org_id)
+        version = require_app_version_id(app_version_id)
+        requested = [require_test_path(path) for path in tests or []]
         if tests_from is not None:
-            requested += read_test_list(tests_from)
+            requested += [
+                require_test_path(path, option=f"--tests-from {tests_from}:")
+                for path in read_test_list(tests_from)
+            ]
         if not requested:
             raise BadInput("pass at least one --test PATH (or --tests-from FILE)")
         paths, repeats = drop_repeats(requested)
@@ -255,15 +260,11 @@ def list_jobs(
     out = make_console()
     with reporting_errors(_OPTIONS):
         settings = settings_of(ctx)
-        org = require_text(org_id, option="--org-id")
+        org = require_org_id(org_id)
         wanted_status = (
             None if status is None else parse_choice(JobStatus, status, option="--status")
         )
-        version = (
-            None
-            if app_version_id is None
-            else require_text(app_version_id, option="--app-version-id")
-        )
+        version = None if app_version_id is None else require_app_version_id(app_version_id)
         wanted_run = None if run_id is None else parse_uuid(run_id, option="--run-id")
         most = require_positive_int(limit, option="--limit")
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from qgjob.cli.context import JsonFlag, call_api, reporting_errors, settings_of
-from qgjob.cli.inputs import parse_choice, require_text
+from qgjob.cli.inputs import parse_choice, require_org_id, require_text
 from qgjob.cli.output import as_json, info, make_console, print_json, success
 from qgjob.types import Role
 
@@ -28,7 +28,7 @@ def create(
     out = make_console()
     with reporting_errors({"org_id": "--org-id", "role": "--role", "name": "--name"}):
         settings = settings_of(ctx)
-        org = require_text(org_id, option="--org-id")
+        org = require_org_id(org_id)
         chosen_role = parse_choice(Role, role, option="--role")
         label = None if name is None else require_text(name, option="--name")
         issued = call_api(

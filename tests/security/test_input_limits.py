@@ -1,7 +1,7 @@
 """Hostile input at the HTTP edge: oversized bodies, test paths that try to leave the
 project or pass for options, and clients that keep guessing tokens.
 
-The test path rule (app/api/schemas.py `check_test_path`, docs/security.md): relative to the
+The test path rule (qgjob/identifiers.py `check_test_path`, docs/security.md): relative to the
 project root, no `..` segment, not absolute (`/`, `\\`, `C:`), not home-relative (`~`), not
 starting with `-` (a test runner would read it as an option), no control characters (NUL,
 line breaks, tabs, escapes), at most 1,024 characters. /openapi.json publishes the same rule
@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 
 from app.api.groups import EVENTS_BODY_LIMIT
 from app.api.routes import ENDPOINTS
-from app.api.schemas import MAX_TEST_PATH, TEST_PATH_PATTERN, check_test_path
 from app.auth import FailureLimit
+from qgjob.identifiers import MAX_TEST_PATH, TEST_PATH_PATTERN, check_test_path
 from qgjob.settings import Settings
 from tests.conftest import Api
 

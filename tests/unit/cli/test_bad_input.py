@@ -107,16 +107,29 @@ def test_unknown_job_is_not_found(cli: Cli) -> None:
     assert one_error_line(result) == f"Error: job {job_id} not found (HTTP 404 not_found)"
 
 
-def test_server_side_validation_names_the_option_and_the_test_as_given(cli: Cli) -> None:
-    result = cli(*SUBMIT, "--test=tests/a.spec.js", "--test=/abs/a.spec.js")
-    assert result.exit_code == 2
-    assert one_error_line(result) == (
-        "Error: --test /abs/a.spec.js: test_path must be relative to the project root "
-        "(HTTP 422 invalid_input)"
+def test_ids_and_test_paths_are_checked_before_anything_is_sent(
+    cli: Cli, state: StandinState, tmp_path: Path
+) -> None:
+    absolute = cli(*SUBMIT, "--test=tests/a.spec.js", "--test=/abs/a.spec.js")
+    assert absolute.exit_code == 2 and absolute.stdout == ""  # not even the banner
+    assert one_error_line(absolute) == (
+        "Error: --test '/abs/a.spec.js' must be relative to the project root, not absolute "
+        "(e.g. tests/login.spec.ts)"
+    )
+    listed = tmp_path / "specs.txt"
+    listed.write_text("tests/a.spec.ts\ntests/../../etc/passwd\n")
+    escaping = cli(*SUBMIT, f"--tests-from={listed}")
+    assert escaping.exit_code == 2
+    assert one_error_line(escaping) == (
+        f"Error: --tests-from {listed}: 'tests/../../etc/passwd' must stay inside the "
+        "project: '..' is not allowed"
     )
     bad_org = cli("submit", "--org-id=acme!", "--app-version-id=v", "--test=a.spec.js")
     assert bad_org.exit_code == 2
-    assert one_error_line(bad_org).startswith("Error: --org-id must be 1-64 characters")
+    assert one_error_line(bad_org).startswith("Error: --org-id 'acme!' must be 1-64 characters")
+    bad_version = cli("list", "--org-id=acme", "--app-version-id=v 1")
+    assert one_error_line(bad_version).startswith("Error: --app-version-id 'v 1' must be 1-128")
+    assert state.requests == []
 
 
 @pytest.mark.parametrize(
