@@ -26,6 +26,7 @@ so do programs the shell has built in (`true`, `echo`, …): that is one exec ei
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 import os
 import re
@@ -62,14 +63,22 @@ _KEPT_BUILD_PATHS = 64
 
 
 def check_template(template: str, *, allowed: Collection[str], option: str) -> str:
-    """`template` if its placeholders are all `allowed`; ValueError naming the culprit if not."""
+    """`template` if its placeholders are all `allowed`; ValueError naming the culprit if not.
+    Other `{name}` text is the shell's or a program's (`awk '{print}'`) unless it is a near
+    miss of a placeholder (`{test_paht}`), which would otherwise reach the shell as it is."""
     if not template.strip():
         raise ValueError(f"{option} must not be empty")
+    accepted = ", ".join("{" + a + "}" for a in allowed)
     for match in _PLACEHOLDER.finditer(template):
         name = match[1]
         if name in JOB_PLACEHOLDERS and name not in allowed:
-            accepted = ", ".join("{" + a + "}" for a in allowed)
             raise ValueError(f"{option} cannot use {{{name}}}; it accepts {accepted}")
+        if name not in JOB_PLACEHOLDERS and (
+            near := difflib.get_close_matches(name, allowed, n=1, cutoff=0.75)
+        ):
+            raise ValueError(
+                f"{option} has {{{name}}}: did you mean {{{near[0]}}}? It accepts {accepted}"
+            )
     return template
 
 

@@ -186,6 +186,15 @@ def test_prepare_command_cannot_use_job_placeholders() -> None:
         LocalExecutor(command="  ")
 
 
+def test_a_misspelt_placeholder_is_refused_other_braces_are_not() -> None:
+    with pytest.raises(ValueError, match=r"has \{test_paht\}: did you mean \{test_path\}\?"):
+        LocalExecutor(command="npx appwright test {test_paht}")
+    with pytest.raises(ValueError, match=r"did you mean \{app_version_id\}\?"):
+        LocalExecutor(command="run {test_path}", prepare_command="install {app_versionid}")
+    awk = "awk '{print}' {test_path}; echo ${HOME} {nope}"
+    assert check_template(awk, allowed=("test_path",), option="--command") == awk
+
+
 async def test_timeout_kills_the_whole_process_tree(tmp_path: Path) -> None:
     pids = tmp_path / "pids.txt"
     # The command starts a child, which starts a grandchild `sleep`; both write their pid.
