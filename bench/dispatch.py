@@ -1,6 +1,7 @@
 """Dispatch latency, end-to-end throughput with real workers, and the store vs PgQueuer.
 
-    .venv/bin/python bench/dispatch.py [--quick] [--parts latency,e2e,store] [--consumers K] [--json]
+    .venv/bin/python bench/dispatch.py [--quick] [--parts latency,e2e,store] [--consumers K]
+                                          [--json]
 
 1. Latency: one idle worker keeps a long-poll claim open on a real `qgjob server`; one job
    is submitted on another connection; the time until the claim's 200 arrives is measured
