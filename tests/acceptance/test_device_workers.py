@@ -85,15 +85,9 @@ async def start(
     return await worker.start()
 
 
-async def test_an_install_failure_is_retried_on_another_worker(
-    api: Api, pool: asyncpg.Pool, tmp_path: Path, project: Path, workers: list[WorkerProcess]
-) -> None:
-    state = tmp_path / "adb.json"
-    full = ["INSTALL_FAILED_INSUFFICIENT_STORAGE"] * 10
-    write_state(
-        state, [FakeDevice("emulator-5554", install_failures=full), FakeDevice("emulator-5556")]
-    )
-    env = child_env(
+async def adb_worker_env(api: Api, tmp_path: Path, state: Path) -> dict[str, str]:
+    """What an adb worker on this host is started with: fake adb on `state`, fake npx."""
+    return child_env(
         {
             "QGJOB_SERVER_URL": api.url,
             "QGJOB_TOKEN": await api.token(ORG, "worker"),
@@ -102,10 +96,21 @@ async def test_an_install_failure_is_retried_on_another_worker(
             "QGJOB_NPX": NPX,
             "QGJOB_LOCK_DIR": str(tmp_path / "locks"),
             "QGJOB_FAKE_ADB_STATE": str(state),
+            "QGJOB_BUILD_CACHE": str(tmp_path / "build-cache"),
         }
     )
+
+
+async def test_an_install_failure_is_retried_on_another_worker(
+    api: Api, pool: asyncpg.Pool, tmp_path: Path, project: Path, workers: list[WorkerProcess]
+) -> None:
+    state = tmp_path / "adb.json"
+    full = ["INSTALL_FAILED_INSUFFICIENT_STORAGE"] * 10
+    write_state(
+        state, [FakeDevice("emulator-5554", install_failures=full), FakeDevice("emulator-5556")]
+    )
+    env = await adb_worker_env(api, tmp_path, state)
     await upload_build(api, b"PK\x03\x04 shoply 7.1.0")
-    env["QGJOB_BUILD_CACHE"] = str(tmp_path / "build-cache")
     common = ["--target", "emulator", "--executor", "adb", "--workspace", str(project)]
     await start(workers, tmp_path, "full-disk", [*common, "--device", "emulator-5554"], env)
     run = await submit(api, ["tests/login.spec.ts"], "emulator")
@@ -152,18 +157,7 @@ async def test_a_spec_missing_from_the_project_fails_at_once(
     (before, it went round `max_attempts` times as if a device had broken)."""
     state = tmp_path / "adb.json"
     write_state(state, [FakeDevice("emulator-5554")])
-    env = child_env(
-        {
-            "QGJOB_SERVER_URL": api.url,
-            "QGJOB_TOKEN": await api.token(ORG, "worker"),
-            "QGJOB_DATA_DIR": str(tmp_path / "worker-data"),
-            "QGJOB_ADB": ADB,
-            "QGJOB_NPX": NPX,
-            "QGJOB_LOCK_DIR": str(tmp_path / "locks"),
-            "QGJOB_FAKE_ADB_STATE": str(state),
-            "QGJOB_BUILD_CACHE": str(tmp_path / "build-cache"),
-        }
-    )
+    env = await adb_worker_env(api, tmp_path, state)
     await upload_build(api, b"PK\x03\x04 shoply 7.1.0")
     args = ["--target", "emulator", "--executor", "adb", "--workspace", str(project)]
     await start(workers, tmp_path, "only", [*args, "--device", "emulator-5554"], env)
