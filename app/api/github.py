@@ -40,7 +40,8 @@ async def receive_webhook(request: Request) -> Response:
             503,
             "github_disabled",
             "the GitHub App is not configured on this server; set QGJOB_GITHUB_APP_ID, "
-            "QGJOB_GITHUB_PRIVATE_KEY_PATH and QGJOB_GITHUB_WEBHOOK_SECRET",
+            "QGJOB_GITHUB_PRIVATE_KEY_PATH (or QGJOB_GITHUB_PRIVATE_KEY) and "
+            "QGJOB_GITHUB_WEBHOOK_SECRET",
         )
     with github.intake.receiving():
         return await _acknowledge(request, services, github)

@@ -78,7 +78,11 @@ def worker(
     ] = None,
     job_timeout: Annotated[
         float | None,
-        typer.Option("--job-timeout", help="Seconds before a job's process tree is killed."),
+        typer.Option(
+            "--job-timeout",
+            help="Seconds before a job's process tree is killed (default: 1800 for adb and "
+            "browserstack, none for local).",
+        ),
     ] = None,
     heartbeat_interval: Annotated[
         float | None,

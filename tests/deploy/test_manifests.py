@@ -244,3 +244,56 @@ def test_the_systemd_unit_runs_one_worker_per_device_serial() -> None:
     assert argv[argv.index("--device") + 1] == "R58M12ABCDE"
     assert re.search(r"^KillSignal=SIGTERM$", text, re.M)
     assert re.search(r"^\[Install\]\nWantedBy=multi-user.target", text, re.M)
+
+
+def test_server_replicas_share_their_data_dir_and_signing_key() -> None:
+    """Builds uploaded to one replica are downloaded from any (and sign-ins checked by
+    any): the data dir is one volume, and the key the same everywhere."""
+    servers = [s for name, s in compose()["services"].items() if name.startswith("server-")]
+    assert len(servers) == 2
+    assert all("server-data:/var/lib/qgjob" in s["volumes"] for s in servers)
+    deployment = of_kind("Deployment", "qgjob-server")
+    assert deployment["spec"]["replicas"] > 1
+    (container,) = containers(deployment)
+    env = {e["name"]: e for e in container["env"]}
+    data_dir = env["QGJOB_DATA_DIR"]["value"]
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == data_dir)
+    volume = next(
+        v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]
+    )
+    claim = of_kind("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert env["QGJOB_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "secret-key"
+
+
+def test_the_proxy_keeps_the_port_and_names_the_client() -> None:
+    """Web forms compare their Origin with the Host header (app/web/access.py), and failed
+    logins are counted per client address: the proxy must pass both truthfully."""
+    nginx = (DEPLOY / "nginx.conf").read_text()
+    assert "proxy_set_header Host $http_host;" in nginx
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in nginx
+    for name, service in compose()["services"].items():
+        if name.startswith("server-"):
+            assert service["environment"]["FORWARDED_ALLOW_IPS"] == "*"
+            assert "ports" not in service  # only the proxy reaches them
+
+
+def test_workers_are_given_time_to_finish_their_spec() -> None:
+    """SIGTERM drains: the running spec may take up to --job-timeout, within the grace."""
+    worker = compose()["services"]["worker"]
+    argv = worker["command"]
+    grace_s = int(worker["stop_grace_period"].removesuffix("m")) * 60
+    assert float(argv[argv.index("--job-timeout") + 1]) < grace_s
+    deployment = of_kind("Deployment", "qgjob-worker")
+    args = containers(deployment)[0]["args"]
+    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert float(args[args.index("--job-timeout") + 1]) < grace
+    unit = UNIT.read_text()
+    stop = re.search(r"^TimeoutStopSec=(\d+)min$", unit, re.M)
+    assert stop is not None
+    argv = unit_exec_start()
+    assert float(argv[argv.index("--job-timeout") + 1]) < int(stop[1]) * 60
+    # PrivateTmp gives each unit its own /tmp: the host-wide lock dir must be elsewhere.
+    assert re.search(r"^PrivateTmp=yes$", unit, re.M)
+    assert "Environment=QGJOB_LOCK_DIR=/var/lib/qgjob/locks" in unit
+    assert re.search(r"^StateDirectory=qgjob qgjob/%i$", unit, re.M)
