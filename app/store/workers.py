@@ -19,15 +19,24 @@ VALUES ($1, $2, $3, $4::target[], $5, $6, $7)
 RETURNING worker_id
 """
 
+# `$2` is the viewer's org (NULL: every org). A worker shared by every org shows an org only
+# its own part: the groups it leased for that org, and of the builds it holds ready, those
+# the org registered (another org's app versions are not its business).
 WORKER_VIEW = """
 SELECT w.worker_id, w.org_id, w.name, w.target_types, w.labels, w.capacity,
        CASE WHEN w.last_heartbeat < now() - make_interval(secs => $1) THEN 'offline'
             ELSE w.status::text END AS status,
-       w.ready_builds, w.needs_build, w.last_heartbeat, w.created_at,
+       CASE WHEN $2::text IS NULL OR w.org_id = $2 THEN w.ready_builds
+            ELSE ARRAY(SELECT r FROM unnest(w.ready_builds) AS r
+                       WHERE EXISTS (SELECT 1 FROM builds b
+                                     WHERE b.org_id = $2 AND b.app_version_id = r))
+       END AS ready_builds,
+       w.needs_build, w.last_heartbeat, w.created_at,
        coalesce((SELECT json_agg(json_build_object(
                     'group_id', g.group_id, 'app_version_id', g.app_version_id,
                     'target', g.target, 'org_id', g.org_id))
-                 FROM groups g WHERE g.worker_id = w.worker_id AND g.status = 'LEASED'),
+                 FROM groups g WHERE g.worker_id = w.worker_id AND g.status = 'LEASED'
+                   AND ($2::text IS NULL OR g.org_id = $2)),
                 '[]'::json) AS current_groups
 FROM workers w
 """

@@ -255,16 +255,12 @@ async def workers_page(request: Request, pages: Pages) -> Response:
     viewer = await viewer_for(request)
     if (elsewhere := only_signed_in(viewer)) is not None:
         return elsewhere
+    # A shared worker shows an org only its own groups and builds (app.store.workers): it
+    # may say busy, not with what.
     fleet = await workers.list_workers(
         services.pool,
         org_scope=viewer.org_scope,
         offline_after_s=services.settings.lease_ttl_s,
     )
-    if viewer.org_scope is not None:
-        # A shared worker may hold another org's group right now: say busy, not with what.
-        for worker in fleet:
-            worker["current_groups"] = [
-                g for g in worker["current_groups"] if g["org_id"] == viewer.org_scope
-            ]
     values = context(request, viewer, workers=fleet)
     return respond(request, pages, "workers.html", values, done=False, ages=True)

@@ -336,6 +336,53 @@ async def test_a_worker_of_another_org_gets_none_of_its_work(api: Api) -> None:
     assert claimed.status_code == 204, claimed.text
 
 
+async def test_a_shared_worker_shows_each_org_only_its_own_groups_and_builds(api: Api) -> None:
+    """A worker registered with an admin token serves every org; what it is doing for alpha
+    (its group, the alpha build it holds ready) is none of bravo's business."""
+    async with api.client(await api.token(A)) as submitter:
+        job = {"org_id": A, "app_version_id": "alpha-secret-7", "test_path": "t/a.ts"}
+        assert (await submitter.post("/v1/jobs", json=job)).status_code == 201
+        build = await submitter.post(
+            "/v1/builds",
+            json={
+                "org_id": A,
+                "app_version_id": "alpha-secret-7",
+                "filename": "alpha.apk",
+                "url": "https://cdn.example/alpha.apk",
+                "sha256": "a" * 64,
+            },
+        )
+        assert build.status_code in (200, 201), build.text
+    async with api.client() as fleet:  # the admin token: a shared worker
+        registered = await fleet.post(
+            "/v1/workers", json={"name": "shared-1", "target_types": ["emulator"], "capacity": 1}
+        )
+        worker_id = registered.json()["worker_id"]
+        claimed = await fleet.post(
+            f"/v1/workers/{worker_id}/claim",
+            json={"wait_s": 5, "ready_builds": ["alpha-secret-7"]},
+        )
+        assert claimed.status_code == 200, claimed.text
+        group_id = claimed.json()["group_id"]
+    from tests.support.web import signed_in
+
+    seen: dict[str, dict[str, object]] = {}
+    for org in (A, B):
+        token = await api.token(org)
+        async with api.client(token) as viewer:
+            (worker,) = (await viewer.get("/v1/workers")).json()["workers"]
+        async with signed_in(api, token) as browser:
+            page = await browser.get("/ui/workers")
+        seen[org] = worker
+        assert page.status_code == 200
+        if org == B:
+            assert "alpha-secret-7" not in page.text and group_id not in page.text
+    assert seen[A]["ready_builds"] == ["alpha-secret-7"]
+    assert [g["group_id"] for g in seen[A]["current_groups"]] == [group_id]  # type: ignore
+    assert seen[B]["ready_builds"] == [] and seen[B]["current_groups"] == []
+    assert seen[B]["status"] == "busy"  # busy it may say, not with what
+
+
 # --- the web pages ------------------------------------------------------------------------
 
 PAGE_OWN_BUSINESS = {  # pages about the signed-in org itself, or about signing in and out
