@@ -109,9 +109,11 @@ def _supervise(settings: Settings, *, with_workers: bool) -> int:
     log_dir.mkdir(exist_ok=True)
     env = {**os.environ, "QGJOB_DATA_DIR": str(settings.data_dir)}
     children: list[subprocess.Popen[bytes]] = []
+    # The server's links (shared run pages, check runs) start with its own url unless
+    # QGJOB_PUBLIC_URL says otherwise: make that the url this server really has.
     server = _spawn(
         [sys.executable, "-m", "qgjob", "server", "--port", str(settings.port)],
-        env=env,
+        env={**env, "QGJOB_SERVER_URL": settings.server_url},
         log=log_dir / "server.log",
     )
     children.append(server)

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.cli import run_cli
@@ -87,6 +88,13 @@ def test_up_runs_the_readme_submit_on_simulated_workers(database_url: str, tmp_p
             assert (shown["status"], shown["outcome"]) == ("COMPLETED", outcome)
         log = (tmp_path / "data" / "logs" / "simulated-emulator.log").read_text()
         assert "SIMULATED: no build uploaded" in log
+        # The run page's read-only link leads to this server, not to the default port.
+        admin = (tmp_path / "data" / "admin.token").read_text().strip()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as browser:
+            signed = browser.post("/ui/login", data={"token": admin, "next": "/ui"})
+            assert signed.status_code == 303, signed.text
+            page = browser.get(f"/ui/runs/{readme.json()['run_id']}").text
+        assert f"http://127.0.0.1:{port}/ui/runs/{readme.json()['run_id']}?view=" in page
     finally:
         if up.poll() is None:
             os.killpg(up.pid, signal.SIGINT)
