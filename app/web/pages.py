@@ -205,9 +205,25 @@ async def job_page(request: Request, pages: Pages) -> Response:
     viewer = await viewer_for(request)
     job = await visible_job(services, viewer, path_uuid(request, "job_id"))
     attempts = await views.job_attempts(services.pool, uuid.UUID(job["job_id"]))
-    values = context(request, viewer, job=job, attempts=attempts)
+    values = context(
+        request, viewer, job=job, attempts=attempts, ran_past_cancel=_ran_past_cancel(job, attempts)
+    )
     done = JobStatus(job["status"]).is_terminal
     return respond(request, pages, "job.html", values, done=done)
+
+
+def _ran_past_cancel(job: dict[str, Any], attempts: list[dict[str, Any]]) -> bool:
+    """Whether the job's last attempt finished after the job was cancelled: the worker
+    learns of a cancel at its next heartbeat, and a short spec may end first (its result is
+    kept; the job stays cancelled)."""
+    if job["status"] != "CANCELLED" or not attempts or job["finished_at"] is None:
+        return False
+    last = attempts[-1]
+    if last["outcome"] is None or last["finished_at"] is None:
+        return False
+    return bool(
+        datetime.fromisoformat(last["finished_at"]) > datetime.fromisoformat(job["finished_at"])
+    )
 
 
 async def job_log(request: Request, pages: Pages) -> Response:

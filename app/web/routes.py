@@ -46,7 +46,13 @@ def web_routes() -> list[BaseRoute]:
     ]
     routes.append(Route("/ui/", _to_home, methods=["GET"]))
     routes.append(Mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static"))
+    # Any other address under /ui is the pages' own 404, not the API's JSON one.
+    routes.append(Route("/ui/{rest:path}", _endpoint(_no_such_page, renderer)))
     return routes
+
+
+async def _no_such_page(request: Request, renderer: Pages) -> Response:
+    raise NotFound(f"There is no page at {request.url.path}.")
 
 
 async def _to_home(request: Request) -> Response:
@@ -63,7 +69,12 @@ def _endpoint(handler: PageHandler, renderer: Pages) -> Callable[[Request], Awai
             return _error(request, renderer, 403, exc.title, exc.message)
         except BadRequest as exc:
             return _error(request, renderer, 400, "Bad request", exc.message)
-        except (NotFound, InvalidInput) as exc:
+        except InvalidInput as exc:
+            # A malformed id in the address names no page; a bad query value is a bad request.
+            if exc.field in request.path_params:
+                return _error(request, renderer, 404, "Not found", exc.message)
+            return _error(request, renderer, 400, "Bad request", exc.message)
+        except NotFound as exc:
             return _error(request, renderer, 404, "Not found", exc.message)
         except Conflict as exc:
             return _error(request, renderer, 409, "Nothing to do", exc.message)

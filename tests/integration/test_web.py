@@ -414,3 +414,56 @@ async def test_an_unchanged_run_is_answered_from_its_fingerprint(
     async with signed_in(api, await api.token("other-org")) as other:
         stranger = await other.get(path, headers={"If-None-Match": again.headers["etag"]})
     assert stranger.status_code == 404  # another org learns nothing, not even "unchanged"
+
+
+async def test_cancelled_jobs_say_how_far_they_got(api: Api) -> None:
+    token = await api.token("acme")
+    never = (await submit(api, token, "acme", ["tests/never.spec.ts"]))["jobs"][0]["job_id"]
+    ran = (await submit(api, token, "acme", ["tests/short.spec.ts"]))["jobs"][0]["job_id"]
+    async with api.client(token) as client:
+        assert (await client.post(f"/v1/jobs/{never}/cancel")).status_code == 200
+    async with api.client() as fleet:  # a worker leases the other job, then it is cancelled
+        worker = (
+            await fleet.post(
+                "/v1/workers", json={"name": "w", "target_types": ["emulator"], "capacity": 1}
+            )
+        ).json()["worker_id"]
+        group = (await fleet.post(f"/v1/workers/{worker}/claim", json={"wait_s": 5})).json()
+        assert (await fleet.post(f"/v1/jobs/{ran}/cancel")).status_code == 200
+        # The spec was short: it ended before the worker's next heartbeat told it.
+        finished = {"type": "job_finished", "job_id": ran, "outcome": "passed", "duration_ms": 900}
+        events = {"lease_token": group["lease_token"], "events": [finished]}
+        assert (await fleet.post(f"/v1/groups/{group['group_id']}/events", json=events)).is_success
+    async with signed_in(api, token) as browser:
+        never_page = (await browser.get(f"/ui/jobs/{never}")).text
+        ran_page = (await browser.get(f"/ui/jobs/{ran}")).text
+    assert "Never tried: the job was cancelled before a worker took it." in never_page
+    assert "waiting for a worker" not in never_page
+    assert "cancelled while its last attempt ran" in ran_page
+    assert "cancelled while its last attempt ran" not in never_page
+
+
+async def test_addresses_that_lead_nowhere_get_pages_not_json(api: Api) -> None:
+    token = await api.token("acme")
+    job_id = (await submit(api, token, "acme", ["tests/a.spec.ts"]))["jobs"][0]["job_id"]
+    async with signed_in(api, token) as browser:
+        unknown = await browser.get("/ui/nope")
+        bad_query = await browser.get(f"/ui/jobs/{job_id}/log", params={"attempt": "abc"})
+        bad_id = await browser.get("/ui/jobs/not-a-uuid")
+    assert unknown.status_code == 404 and "text/html" in unknown.headers["content-type"]
+    assert "There is no page at /ui/nope." in unknown.text
+    assert bad_query.status_code == 400 and "attempt must be a whole number" in bad_query.text
+    assert bad_id.status_code == 404 and "text/html" in bad_id.headers["content-type"]
+
+
+async def test_a_button_pressed_after_the_session_ended_comes_back_to_its_page(
+    api: Api,
+) -> None:
+    token = await api.token("acme")
+    run_id = (await submit(api, token, "acme", ["tests/a.spec.ts"]))["run_id"]
+    async with httpx.AsyncClient(base_url=api.url) as stranger:  # no session cookie
+        pressed = await stranger.post(f"/ui/runs/{run_id}/rerun-failed", data={})
+        signed_out = await stranger.post("/ui/logout", data={})
+    assert pressed.status_code == 303
+    assert parse_qs(urlsplit(pressed.headers["location"]).query)["next"] == [f"/ui/runs/{run_id}"]
+    assert parse_qs(urlsplit(signed_out.headers["location"]).query)["next"] == ["/ui"]
