@@ -130,8 +130,11 @@ async def overview(request: Request, pages: Pages) -> Response:
             datetime.fromisoformat(str(last["created_at"])), uuid.UUID(str(last["run_id"]))
         )
         older = cursor.text()
+    # Only what the page shows of the workers (how many serve each target): their
+    # heartbeats would change the live part's ETag every poll, and it would never be 304.
+    serving = [{"target_types": w["target_types"]} for w in fleet]
     values = context(
-        request, viewer, runs=runs, depth=depth, workers=fleet, older=older, paged=before
+        request, viewer, runs=runs, depth=depth, workers=serving, older=older, paged=before
     )
     return respond(request, pages, "overview.html", values, done=False)
 

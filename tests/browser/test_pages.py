@@ -163,6 +163,24 @@ async def test_run_page_follows_the_run_live_and_reruns_the_failed_spec(
     await expect(page.get_by_role("rowheader", name="pixel-lab-1")).to_be_visible()
     await page.screenshot(path=screenshots / "workers-phone.png", full_page=True)
     await assert_accessible(page)
+
+    # The workers' table changes every poll (heartbeat ages); reading it sideways on a
+    # phone, the reader keeps their place and their keyboard focus.
+    table = page.get_by_role("region", name="Workers")
+    await table.focus()
+    await table.evaluate("wrap => { wrap.scrollLeft = 120; }")
+    before = await page.evaluate("document.querySelector('[data-live]').innerHTML")
+    await page.wait_for_function(
+        "html => document.querySelector('[data-live]').innerHTML !== html", arg=before
+    )
+    assert await table.evaluate("wrap => wrap.scrollLeft") == 120
+    assert await table.evaluate("wrap => wrap === document.activeElement")
+
+    # Signed out elsewhere: the page stops following and says so, instead of freezing.
+    await context.clear_cookies()
+    await expect(page.get_by_role("status").filter(has_text="Live updates stopped")).to_be_visible(
+        timeout=WAIT_MS
+    )
     await context.close()
 
 

@@ -467,3 +467,22 @@ async def test_a_button_pressed_after_the_session_ended_comes_back_to_its_page(
     assert pressed.status_code == 303
     assert parse_qs(urlsplit(pressed.headers["location"]).query)["next"] == [f"/ui/runs/{run_id}"]
     assert parse_qs(urlsplit(signed_out.headers["location"]).query)["next"] == ["/ui"]
+
+
+async def test_the_overview_is_unchanged_while_only_heartbeats_change(
+    api: Api, pool: asyncpg.Pool
+) -> None:
+    made = await finished_run(api)  # a worker is registered and up
+    async with signed_in(api, str(made["token"])) as client:
+        first = await client.get("/ui?fragment=live")
+        assert first.status_code == 200 and "1 worker up" in first.text
+        await pool.execute("UPDATE workers SET last_heartbeat = now()")
+        again = await client.get(
+            "/ui?fragment=live", headers={"If-None-Match": first.headers["etag"]}
+        )
+        assert again.status_code == 304
+        await pool.execute("UPDATE workers SET last_heartbeat = now() - interval '1 hour'")
+        gone = await client.get(
+            "/ui?fragment=live", headers={"If-None-Match": first.headers["etag"]}
+        )
+        assert gone.status_code == 200 and "0 workers up" in gone.text
