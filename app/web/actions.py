@@ -54,11 +54,11 @@ def login_redirect(request: Request) -> Response:
     goes back to the page the button was on, not to its action, which only takes POSTs."""
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if request.method != "GET":
-        target = _page_of_action(request.url.path)
+        target = page_of_action(request.url.path)
     return RedirectResponse(f"/ui/login?next={quote(target, safe='')}", status_code=303)
 
 
-def _page_of_action(path: str) -> str:
+def page_of_action(path: str) -> str:
     """`/ui/runs/{id}/cancel` → `/ui/runs/{id}`; anything else (sign out) → home."""
     parts = path.strip("/").split("/")
     if len(parts) == 4 and parts[1] in ("runs", "jobs"):

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.errors import BadRequest, Conflict, InvalidInput, NotFound, PayloadTooLarge
 from app.web import actions, pages
-from app.web.access import AccessRefused, LoginRequired
+from app.web.access import AccessRefused, LoginRequired, Viewer, viewer_for
 from app.web.rendering import STATIC_DIR, Pages
 
 PageHandler = Callable[[Request, Pages], Awaitable[Response]]
@@ -66,26 +66,47 @@ def _endpoint(handler: PageHandler, renderer: Pages) -> Callable[[Request], Awai
         except LoginRequired:
             return actions.login_redirect(request)
         except AccessRefused as exc:
-            return _error(request, renderer, 403, exc.title, exc.message)
+            return await _error(request, renderer, 403, exc.title, exc.message)
         except BadRequest as exc:
-            return _error(request, renderer, 400, "Bad request", exc.message)
+            return await _error(request, renderer, 400, "Bad request", exc.message)
         except InvalidInput as exc:
             # A malformed id in the address names no page; a bad query value is a bad request.
             if exc.field in request.path_params:
-                return _error(request, renderer, 404, "Not found", exc.message)
-            return _error(request, renderer, 400, "Bad request", exc.message)
+                return await _error(request, renderer, 404, "Not found", exc.message)
+            return await _error(request, renderer, 400, "Bad request", exc.message)
         except NotFound as exc:
-            return _error(request, renderer, 404, "Not found", exc.message)
+            return await _error(request, renderer, 404, "Not found", exc.message)
         except Conflict as exc:
-            return _error(request, renderer, 409, "Nothing to do", exc.message)
+            return await _error(request, renderer, 409, "Nothing to do", exc.message)
         except PayloadTooLarge as exc:
-            return _error(request, renderer, 413, "Too large", exc.message)
+            return await _error(request, renderer, 413, "Too large", exc.message)
 
     return endpoint
 
 
-def _error(request: Request, renderer: Pages, status: int, title: str, message: str) -> Response:
-    values = pages.context(request, None, title=title, message=message)
+async def _error(
+    request: Request, renderer: Pages, status: int, title: str, message: str
+) -> Response:
+    """An error page that keeps the viewer's place: signed in, it has the usual header and
+    no "Sign in"; on a read-only link, it leads back to that run; after a button (a POST),
+    back to the page the button was on."""
+    try:
+        viewer: Viewer | None = await viewer_for(request)
+    except (LoginRequired, AccessRefused):
+        viewer = None
+    back = None
+    if viewer is not None and viewer.run_scope is not None:
+        back = viewer.link(f"/ui/runs/{viewer.run_scope}")
+    elif request.method == "POST" and viewer is not None:
+        back = actions.page_of_action(request.url.path)
+    label = "Back to runs"
+    if back is not None and "/ui/runs/" in back:
+        label = "Back to the run"
+    elif back is not None and "/ui/jobs/" in back:
+        label = "Back to the job"
+    values = pages.context(
+        request, viewer, title=title, message=message, back=back or "/ui", back_label=label
+    )
     return renderer.html("error.html", values, status=status)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import uuid
 from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree
 
@@ -197,6 +198,9 @@ async def test_read_only_link_opens_one_run_and_no_button(api: Api) -> None:
         assert log.text == "log of tests/cart.spec.ts\n"
         elsewhere = await client.get(f"/ui/runs/{other['run_id']}", params={"view": view})
         assert elsewhere.status_code == 404
+        # Lost on a link, the way back is to its run, not to a sign-in form.
+        assert f'<a href="/ui/runs/{run_id}?view=' in elsewhere.text
+        assert "Back to the run" in elsewhere.text and "Sign in" not in elsewhere.text
         workers = await client.get("/ui/workers", params={"view": view})
         assert workers.status_code == 303
         assert workers.headers["location"].startswith(f"/ui/runs/{run_id}?view=")
@@ -486,3 +490,19 @@ async def test_the_overview_is_unchanged_while_only_heartbeats_change(
             "/ui?fragment=live", headers={"If-None-Match": first.headers["etag"]}
         )
         assert gone.status_code == 200 and "0 workers up" in gone.text
+
+
+async def test_error_pages_keep_the_signed_in_viewer_and_lead_back(api: Api) -> None:
+    made = await finished_run(api)
+    token = str(made["token"])
+    other = await submit(api, token, ORG, ["tests/fine.spec.ts"])
+    async with signed_in(api, token) as browser:
+        csrf = csrf_of((await browser.get("/ui")).text)
+        missing = await browser.get(f"/ui/runs/{uuid.uuid4()}")
+        nothing = await browser.post(
+            f"/ui/runs/{other['run_id']}/rerun-failed", data={"csrf_token": csrf}
+        )
+    assert missing.status_code == 404
+    assert "Sign out" in missing.text and "Sign in" not in missing.text
+    assert nothing.status_code == 409
+    assert f'<a href="/ui/runs/{other["run_id"]}">Back to the run</a>' in nothing.text
