@@ -5,6 +5,7 @@ pages in Chromium; these check what a browser cannot show (cookie flags, status 
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 import uuid
 from urllib.parse import parse_qs, urlsplit
@@ -126,6 +127,10 @@ async def test_run_page_shows_groups_jobs_and_links(api: Api) -> None:
     assert 'href="https://cdn.example.test/v.mp4"' in html
     assert "javascript:" not in html  # only http(s) artifacts become links
     assert 'id="cancel-run"' in html and 'id="rerun-failed"' in html
+    # A group with a failed spec does not look all well; its status is in plain words
+    # (LEASED: on a worker); groups are told apart.
+    assert 'class="badge s-leased s-failed">ON A WORKER · 1 failed<' in html
+    assert re.search(r"emulator · app-1 · group [0-9a-f]{8} <span", html)
 
 
 async def test_another_org_sees_nothing(api: Api) -> None:
