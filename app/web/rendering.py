@@ -4,6 +4,7 @@ page carries (a strict Content-Security-Policy: only this service's own CSS and 
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,21 @@ def web_url(value: object) -> str | None:
     return value if parts.scheme in ("http", "https") and parts.netloc else None
 
 
+# What a link to a known artifact is called; BrowserStack's keys carry the number of the
+# session (the test's try) when a spec took several (`dispatch/executors/browserstack.py`).
+_ARTIFACT_LABELS = {"video_url": "video", "public_url": "BrowserStack session"}
+_NUMBERED = re.compile(r"^(?P<name>[a-z_]+?)_(?P<number>\d+)$")
+
+
+def artifact_label(key: str) -> str:
+    """`video_url` → "video", `public_url_1` → "BrowserStack session (try 1)"."""
+    number = None
+    if (numbered := _NUMBERED.match(key)) and numbered["name"] in _ARTIFACT_LABELS:
+        key, number = numbered["name"], numbered["number"]
+    label = _ARTIFACT_LABELS.get(key, key.replace("_", " "))
+    return label if number is None else f"{label} (try {number})"
+
+
 def from_epoch(seconds: float | None) -> str:
     if seconds is None:
         return "–"
@@ -101,7 +117,12 @@ def build_environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        duration=duration, when=when, from_epoch=from_epoch, short_id=short_id, web_url=web_url
+        duration=duration,
+        when=when,
+        from_epoch=from_epoch,
+        short_id=short_id,
+        web_url=web_url,
+        artifact_label=artifact_label,
     )
     env.tests["contains"] = lambda values, item: item in values
     env.globals.update(ago=ago, static_version=_static_version(), version=__version__)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.web.rendering import ago, duration, web_url, when
+from app.web.rendering import ago, artifact_label, duration, web_url, when
 
 
 @pytest.mark.parametrize(
@@ -45,3 +45,12 @@ def test_when_and_ago() -> None:
 )
 def test_only_http_urls_become_links(value: object, link: str | None) -> None:
     assert web_url(value) == link
+
+
+def test_artifact_links_are_named_for_people() -> None:
+    assert artifact_label("video_url") == "video"
+    assert artifact_label("public_url") == "BrowserStack session"
+    assert artifact_label("video_url_2") == "video (try 2)"
+    assert artifact_label("public_url_1") == "BrowserStack session (try 1)"
+    assert artifact_label("trace_file") == "trace file"  # unknown keys: just readable
+    assert artifact_label("screenshot_3") == "screenshot 3"
