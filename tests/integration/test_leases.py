@@ -62,6 +62,15 @@ async def claim(
     return group
 
 
+async def one_leased_job(client: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A job of its own submitted, and leased to a new worker: its group and the job."""
+    await submit(client, "v1", 1)
+    group = await claim(client, await register(client))
+    assert group is not None
+    (job,) = group["jobs"]
+    return group, job
+
+
 def finished(job_id: str, outcome: str = "passed", **extra: Any) -> dict[str, Any]:
     return {"type": "job_finished", "job_id": job_id, "outcome": outcome, "duration_ms": 5, **extra}
 
@@ -186,11 +195,7 @@ async def test_infrastructure_error_retries_then_fails(api: Api) -> None:
 
 async def test_an_error_the_worker_says_no_retry_fixes_fails_at_once(api: Api) -> None:
     async with api.client() as client:
-        await submit(client, "v1", 1)
-        worker = await register(client)
-        group = await claim(client, worker)
-        assert group is not None
-        (job,) = group["jobs"]
+        group, job = await one_leased_job(client)
         missing = "spec t/0.spec.ts is not in the project at workspace /w"
         answer = await events(
             client, group, finished(job["job_id"], "error", error=missing, retry=False)
@@ -203,11 +208,7 @@ async def test_an_error_the_worker_says_no_retry_fixes_fails_at_once(api: Api) -
 
 async def test_stale_token_is_refused_and_changes_nothing(api: Api) -> None:
     async with api.client() as client:
-        await submit(client, "v1", 1)
-        worker = await register(client)
-        group = await claim(client, worker)
-        assert group is not None
-        (job,) = group["jobs"]
+        group, job = await one_leased_job(client)
         forged = {**group, "lease_token": group["lease_token"] + 1000}
         refused = await events(client, forged, finished(job["job_id"]))
         beat = await client.post(
