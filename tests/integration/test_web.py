@@ -353,6 +353,10 @@ async def test_the_runs_page_pages_back_through_older_runs(api: Api) -> None:
         assert second.status_code == 200
         assert _run_links(second.text) == newest_first[50:]
         assert _older_link(second.text) is None and "Newest runs" in second.text
+        assert "<title>Older runs · qgjob</title>" in second.text
+        assert "<title>Runs · qgjob</title>" in first.text
+        icon = await client.get(first.text.split('rel="icon" href="', 1)[1].split('"', 1)[0])
+        assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
         live = await client.get(older + "&fragment=live")  # the part the page polls
         assert _run_links(live.text) == newest_first[50:]
         bad = await client.get("/ui?before=yesterday")
