@@ -8,6 +8,7 @@ change while it runs, without reloading.
 from __future__ import annotations
 
 import asyncio
+import re
 import shlex
 import sys
 import time
@@ -148,6 +149,13 @@ async def test_run_page_follows_the_run_live_and_reruns_the_failed_spec(
 
     await page.get_by_role("button", name="Re-run failed (1)").click()
     await expect(page.get_by_text("Re-run of the failed specs of")).to_be_visible()
+    # The notice is said once: a reload does not say it again.
+    notice = page.get_by_text("This run repeats the failed specs of the run it links to.")
+    await expect(notice).to_be_visible()
+    await expect(page).not_to_have_url(re.compile(r"notice="))
+    await page.reload()
+    await expect(page.get_by_text("Re-run of the failed specs of")).to_be_visible()
+    await expect(notice).to_have_count(0)
     await expect(page.get_by_role("rowheader", name=SPECS[1])).to_be_visible()
     await expect(page.get_by_role("rowheader", name=SPECS[0])).to_have_count(0)
     new_run_id = page.url.split("/ui/runs/", 1)[1].split("?", 1)[0]

@@ -90,7 +90,17 @@
     state.summary = text;
   }
 
+  // A notice ("Cancelled every unfinished job of this run.") comes once, in the address
+  // the button's redirect led to: take it out, so that a reload does not say it again.
+  function forgetNotice() {
+    var url = new URL(window.location.href);
+    if (!url.searchParams.has("notice")) return;
+    url.searchParams.delete("notice");
+    window.history.replaceState(window.history.state, "", url.pathname + url.search + url.hash);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    forgetNotice();
     var regions = document.querySelectorAll("[data-live]");
     for (var i = 0; i < regions.length; i++) {
       var opened = regions[i].querySelector("[data-summary]");
