@@ -28,7 +28,14 @@ from rich.text import Text
 
 from qgjob.cli.context import JsonFlag, call_api, reporting_errors, settings_of
 from qgjob.cli.inputs import BadInput, require_app_version_id, require_org_id
-from qgjob.cli.output import as_json, format_time, make_console, print_json, success
+from qgjob.cli.output import (
+    FIELD_OPTIONS,
+    as_json,
+    format_time,
+    make_console,
+    print_json,
+    success,
+)
 from qgjob.client import QgjobClient
 from qgjob.models import Build
 from qgjob.settings import Settings
@@ -38,14 +45,6 @@ app = typer.Typer(help="Upload and inspect app builds.", no_args_is_help=True)
 
 HASH_CHUNK_BYTES = 1024 * 1024
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
-# The API fields of /v1/builds and the options they come from, for the service's refusals.
-_OPTIONS = {
-    "org_id": "--org-id",
-    "app_version_id": "--app-version-id",
-    "url": "--url",
-    "sha256": "--sha256",
-    "filename": "--filename",
-}
 
 
 @app.command()
@@ -75,7 +74,7 @@ def upload(
 ) -> None:
     """Upload a build file, or register one kept elsewhere (--url --sha256)."""
     out = make_console()
-    with reporting_errors(_OPTIONS):
+    with reporting_errors(FIELD_OPTIONS):
         settings = settings_of(ctx)
         org = require_org_id(org_id)
         version = require_app_version_id(app_version_id)
@@ -129,7 +128,7 @@ def show(
     """Show the build registered for an app version."""
     out = make_console()
     # An admin token serves every org: the service then needs --org-id, and says so.
-    with reporting_errors(_OPTIONS):
+    with reporting_errors(FIELD_OPTIONS):
         settings = settings_of(ctx)
         version = require_app_version_id(app_version_id)
         org = None if org_id is None else require_org_id(org_id)

@@ -27,6 +27,7 @@ from qgjob.cli.inputs import (
     require_test_path,
 )
 from qgjob.cli.output import (
+    FIELD_OPTIONS,
     as_json,
     info,
     listed_jobs_table,
@@ -53,18 +54,6 @@ from qgjob.text import counted
 from qgjob.types import JobStatus, Priority, RunSource, Target
 
 app = typer.Typer()
-
-# The API fields of a submission or a listing and the options they come from.
-_OPTIONS = {
-    "org_id": "--org-id",
-    "app_version_id": "--app-version-id",
-    "tests": "--test",
-    "targets": "--target",
-    "priority": "--priority",
-    "source": "--source",
-    "status": "--status",
-    "run_id": "--run-id",
-}
 
 
 def _accepted(enum: type[StrEnum]) -> str:
@@ -120,7 +109,7 @@ def submit(
     """
     out = make_console()
     # A refusal of the i-th test names it as given; filled in once the tests are read.
-    options = dict(_OPTIONS)
+    options = dict(FIELD_OPTIONS)
     with reporting_errors(options):
         settings = settings_of(ctx)
         org = require_org_id(org_id)
@@ -258,7 +247,7 @@ def list_jobs(
 ) -> None:
     """List jobs, newest first."""
     out = make_console()
-    with reporting_errors(_OPTIONS):
+    with reporting_errors(FIELD_OPTIONS):
         settings = settings_of(ctx)
         org = require_org_id(org_id)
         wanted_status = (

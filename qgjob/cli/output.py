@@ -73,6 +73,23 @@ def as_json(record: BaseModel) -> dict[str, Any]:
     return record.model_dump(mode="json", exclude_unset=True)
 
 
+# The API fields the commands send and the options they come from, so that the service's
+# refusal of a field speaks of what the user typed (`describe_error(options=…)`).
+FIELD_OPTIONS = {
+    "org_id": "--org-id",
+    "app_version_id": "--app-version-id",
+    "tests": "--test",
+    "targets": "--target",
+    "priority": "--priority",
+    "source": "--source",
+    "status": "--status",
+    "run_id": "--run-id",
+    "url": "--url",
+    "sha256": "--sha256",
+    "filename": "--filename",
+}
+
+
 def describe_error(exc: Exception, *, options: Mapping[str, str] | None = None) -> str:
     """One sentence for the user: what went wrong and, when we know, what to do about it.
 
