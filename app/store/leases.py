@@ -117,10 +117,11 @@ async def claim_groups(conn: TxConn, requests: Sequence[ClaimRequest]) -> list[C
     that holds the leases of the claims before it.
 
     The first claim takes the turn and loads the queue; each next claim decides on the
-    snapshot the previous one left (its lease running, its key read again), or loads the
+    snapshot the previous one left (its lease running, its key shown anew), or loads the
     queue anew when it looks at another part of it (other targets, an org's own worker).
     Per claim: touch the worker, decide, list the chosen key when the first look did not
-    show all of it, take the jobs, read the key again for the next claim.
+    show all of it, take the jobs, show the key as the next claim must see it
+    (`app.store.queue.after_lease`).
     """
     claimed: list[Claimed] = []
     carried: tuple[Scope, ClaimRequest, Loaded] | None = None
@@ -200,6 +201,10 @@ async def _claim_on(
             base = decision.key.base
             loaded = await list_all_jobs(conn, loaded, base, policy=policy)
             continue
+        most = policy.max_jobs_per_group
+        decision = replace(
+            decision, job_ids=decision.job_ids[: min(request.max_jobs or most, most)]
+        )
         group = await _take(conn, request, decision, loaded.snapshot)
         if group is not None:
             logger.info(
@@ -211,8 +216,10 @@ async def _claim_on(
             )
             if last:
                 return group, None
-            worker_id = str(request.worker_id)
-            after = await after_lease(conn, loaded, decision, worker_id=worker_id, policy=policy)
+            taken = tuple(job["job_id"] for job in group["jobs"])
+            after = await after_lease(
+                conn, loaded, decision, taken=taken, worker_id=str(request.worker_id), policy=policy
+            )
             return group, after
         tries -= 1
         pending = tuple(p for p in loaded.snapshot.pending if p.key != decision.key)
@@ -241,8 +248,7 @@ def _asking(request: ClaimRequest, worker: asyncpg.Record, loaded: Loaded) -> Wo
 async def _take(
     conn: TxConn, request: ClaimRequest, decision: ClaimDecision, snapshot: QueueSnapshot
 ) -> Wire | None:
-    most = request.policy.max_jobs_per_group
-    chosen = decision.job_ids[: min(request.max_jobs or most, most)]
+    chosen = decision.job_ids
     expected = {
         job.job_id: job.expected_s
         for pending in snapshot.pending

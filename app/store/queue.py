@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -170,19 +170,38 @@ class Scope:
     needs_build: bool | None = None
 
 
+Base = tuple[str, str, Target]
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A key's pending jobs as a statement listed them: the first of the key in queue order
+    (`rows`), and how many it had, counted up to `counted_to` (`pending`)."""
+
+    rows: tuple[asyncpg.Record, ...]
+    pending: int
+    counted_to: int
+
+    @property
+    def complete(self) -> bool:
+        """Whether `rows` are all the key's pending jobs."""
+        return self.pending < self.counted_to and len(self.rows) == self.pending
+
+
 @dataclass(frozen=True)
 class Loaded:
     """A snapshot, the instant it was taken (the database's clock), the workers' rows, and
-    what `list_all_jobs` needs to list more of a key: the keys' context, the targets served
-    without an uploaded build, and the base keys listed short of `max_jobs_per_key` jobs
-    while more are pending."""
+    what `list_all_jobs` and `after_lease` need: the keys' context, the targets served
+    without an uploaded build, the base keys listed short of `max_jobs_per_key` jobs while
+    more are pending, and each base key's jobs as last listed."""
 
     snapshot: QueueSnapshot
     now: datetime
     worker_rows: dict[str, dict[str, Any]]
     keyed: dict[tuple[str, str, str], dict[str, Any]]
     buildless: frozenset[str]
-    partly_listed: frozenset[tuple[str, str, Target]]
+    partly_listed: frozenset[Base]
+    listed: dict[Base, Listed]
 
 
 async def load_snapshot(
@@ -205,7 +224,8 @@ async def load_snapshot(
         *include,
         policy.max_jobs_counted,
     )
-    bases = sorted({(r["org_id"], r["app_version_id"], r["target"]) for r in rows})
+    listed = _by_base(rows, counted_to=policy.max_jobs_counted)
+    bases = sorted((org, version, target.value) for org, version, target in listed)
     context = await conn.fetchrow(
         _CONTEXT,
         [t.value for t in scope.targets],
@@ -223,22 +243,11 @@ async def load_snapshot(
         buildless = {t for w in workers_raw if not w["needs_build"] for t in w["targets"]}
     else:
         buildless = set() if scope.needs_build else {t.value for t in scope.targets}
-    pending = _pending_keys(rows, keyed, policy=policy, now=now, buildless=buildless)
+    pending = _pending_keys(listed, keyed, policy=policy, now=now, buildless=buildless)
     snapshot = QueueSnapshot(
         pending=pending,
         running=tuple(_running(_json(context["running"]))),
         workers=tuple(_worker_view(w, pending) for w in workers_raw),
-    )
-    listed: Counter[tuple[str, str, str]] = Counter()
-    counted: dict[tuple[str, str, str], int] = {}
-    for row in rows:
-        base = (row["org_id"], row["app_version_id"], row["target"])
-        listed[base] += 1
-        counted[base] = row["pending"]
-    partly = frozenset(
-        (org, version, Target(target))
-        for (org, version, target), n in listed.items()
-        if n < min(counted[(org, version, target)], policy.max_jobs_per_key)
     )
     return Loaded(
         snapshot,
@@ -246,18 +255,34 @@ async def load_snapshot(
         {w["worker_id"]: w for w in workers_raw},
         keyed=keyed,
         buildless=frozenset(buildless),
-        partly_listed=partly,
+        partly_listed=frozenset(b for b, key in listed.items() if _partly(key, policy)),
+        listed=listed,
     )
 
 
-async def list_all_jobs(
-    conn: Conn, loaded: Loaded, base: tuple[str, str, Target], *, policy: Policy
-) -> Loaded:
+async def list_all_jobs(conn: Conn, loaded: Loaded, base: Base, *, policy: Policy) -> Loaded:
     """`loaded` with up to `policy.max_jobs_per_key` jobs of `base` listed (same instant,
-    context and workers; the key's jobs read again in the caller's transaction)."""
+    context and workers; the key's jobs read again in the caller's transaction).
+
+    The listing reads `first_look_jobs_per_key` jobs more than the snapshot shows, and
+    counts `max_jobs_per_key` further, so that once some of them are leased `after_lease`
+    knows the key's next first look without reading it again."""
     if base not in loaded.partly_listed:
         return loaded
-    return await _relisted(conn, loaded, base, jobs_per_key=policy.max_jobs_per_key, policy=policy)
+    rows = await conn.fetch(
+        _PENDING_OF_KEY,
+        base[0],
+        base[1],
+        base[2].value,
+        policy.max_jobs_per_key + policy.first_look_jobs_per_key,
+        policy.max_jobs_counted + policy.max_jobs_per_key,
+    )
+    listed = _by_base(rows, counted_to=policy.max_jobs_counted + policy.max_jobs_per_key)
+    shown = {
+        b: Listed(key.rows[: policy.max_jobs_per_key], *_counted(key, policy))
+        for b, key in listed.items()
+    }
+    return _with_key(loaded, base, shown, kept=listed, policy=policy)
 
 
 async def after_lease(
@@ -265,44 +290,99 @@ async def after_lease(
     loaded: Loaded,
     decision: ClaimDecision,
     *,
+    taken: Sequence[str],
     worker_id: str,
     policy: Policy,
 ) -> Loaded:
-    """`loaded` as the next claim of the same turn must see it, once `decision` was leased to
-    `worker_id` in the caller's transaction: the lease runs, the worker has a slot fewer, and
-    the key was just served; its jobs are read again (a first look, counted anew)."""
+    """`loaded` as the next claim of the same turn must see it, once `taken` of the jobs
+    `decision` chose were leased to `worker_id` in the caller's transaction: the lease runs,
+    the worker has a slot fewer, and the key was just served. The key's next first look is
+    what its listing holds beyond the jobs taken; it is read again when the listing cannot
+    tell (a chosen job was not taken, too few jobs are left in the listing, or their count
+    is unknown)."""
     base = decision.key.base
+    leased_ids = set(taken)
+    all_taken = leased_ids == set(decision.job_ids)
+    decision = replace(decision, job_ids=tuple(j for j in decision.job_ids if j in leased_ids))
     snapshot = apply_claim(loaded.snapshot, decision, worker_id=worker_id, now=loaded.now)
     context_key = (base[0], base[1], base[2].value)
     keyed = dict(loaded.keyed)
     keyed[context_key] = {**keyed.get(context_key, {}), "last_lease": loaded.now.isoformat()}
     leased = replace(loaded, snapshot=snapshot, keyed=keyed)
-    return await _relisted(
-        conn, leased, base, jobs_per_key=policy.first_look_jobs_per_key, policy=policy
-    )
+    before = loaded.listed.get(base)
+    left = None if before is None or not all_taken else _left_after(before, leased_ids, policy)
+    if left is None:
+        rows = await conn.fetch(
+            _PENDING_OF_KEY,
+            base[0],
+            base[1],
+            base[2].value,
+            policy.first_look_jobs_per_key,
+            policy.max_jobs_counted,
+        )
+        listed = _by_base(rows, counted_to=policy.max_jobs_counted)
+    else:
+        listed = {base: left} if left.rows else {}
+    return _with_key(leased, base, listed, kept=listed, policy=policy)
 
 
-async def _relisted(
-    conn: Conn,
+def _left_after(listed: Listed, taken: set[str], policy: Policy) -> Listed | None:
+    """The first look at a key once `taken` (all from `listed`) left it, or None when the
+    listing cannot tell: fewer jobs left in it than a first look shows while the key has
+    more, or a count that stopped at its limit and might stop below it now."""
+    rows = tuple(r for r in listed.rows if str(r["job_id"]) not in taken)
+    gone = len(listed.rows) - len(rows)
+    first_look = policy.first_look_jobs_per_key
+    if gone != len(taken) or (len(rows) < first_look and not listed.complete):
+        return None
+    if listed.pending < listed.counted_to:
+        pending = listed.pending - gone
+    elif listed.counted_to - gone >= policy.max_jobs_counted:
+        pending = policy.max_jobs_counted  # at least that many are still there
+    else:
+        return None
+    return Listed(rows[:first_look], min(pending, policy.max_jobs_counted), policy.max_jobs_counted)
+
+
+def _with_key(
     loaded: Loaded,
-    base: tuple[str, str, Target],
+    base: Base,
+    shown: dict[Base, Listed],
     *,
-    jobs_per_key: int,
+    kept: dict[Base, Listed],
     policy: Policy,
 ) -> Loaded:
-    """`loaded` with the pending jobs of `base` read again: its first `jobs_per_key`."""
-    rows = await conn.fetch(
-        _PENDING_OF_KEY, base[0], base[1], base[2].value, jobs_per_key, policy.max_jobs_counted
-    )
+    """`loaded` with the jobs of `base` as `shown` (and `kept` for `after_lease`)."""
     refined = _pending_keys(
-        rows, loaded.keyed, policy=policy, now=loaded.now, buildless=set(loaded.buildless)
+        shown, loaded.keyed, policy=policy, now=loaded.now, buildless=set(loaded.buildless)
     )
     others = tuple(p for p in loaded.snapshot.pending if p.key.base != base)
     snapshot = replace(loaded.snapshot, pending=others + refined)
     partly = loaded.partly_listed - {base}
-    if rows and len(rows) < min(rows[0]["pending"], policy.max_jobs_per_key):
+    if base in shown and _partly(shown[base], policy):
         partly |= {base}
-    return replace(loaded, snapshot=snapshot, partly_listed=partly)
+    listed = {b: key for b, key in loaded.listed.items() if b != base} | kept
+    return replace(loaded, snapshot=snapshot, partly_listed=partly, listed=listed)
+
+
+def _by_base(rows: Sequence[asyncpg.Record], *, counted_to: int) -> dict[Base, Listed]:
+    """Listed rows by base key, in the order listed."""
+    by_base: defaultdict[Base, list[asyncpg.Record]] = defaultdict(list)
+    for row in rows:
+        by_base[(row["org_id"], row["app_version_id"], Target(row["target"]))].append(row)
+    return {
+        base: Listed(tuple(jobs), jobs[0]["pending"], counted_to) for base, jobs in by_base.items()
+    }
+
+
+def _counted(listed: Listed, policy: Policy) -> tuple[int, int]:
+    """A key's count as a first look counts it (up to `max_jobs_counted`)."""
+    return min(listed.pending, policy.max_jobs_counted), policy.max_jobs_counted
+
+
+def _partly(listed: Listed, policy: Policy) -> bool:
+    """Whether a key has more jobs than listed, short of `max_jobs_per_key`."""
+    return len(listed.rows) < min(listed.pending, policy.max_jobs_per_key)
 
 
 def _json(value: Any) -> list[dict[str, Any]]:
@@ -317,7 +397,7 @@ def _seconds(samples_ms: Iterable[int] | None) -> list[float]:
 
 
 def _pending_keys(
-    rows: Sequence[asyncpg.Record],
+    listed: dict[Base, Listed],
     keyed: dict[tuple[str, str, str], dict[str, Any]],
     *,
     policy: Policy,
@@ -325,11 +405,10 @@ def _pending_keys(
     buildless: set[str],
 ) -> tuple[PendingKey, ...]:
     """`buildless`: the targets served by a worker that runs a key without an uploaded build."""
-    by_base: defaultdict[tuple[str, str, str], list[asyncpg.Record]] = defaultdict(list)
-    for row in rows:
-        by_base[(row["org_id"], row["app_version_id"], row["target"])].append(row)
     found: list[PendingKey] = []
-    for base, jobs in by_base.items():
+    for (org_id, app_version_id, target), key in listed.items():
+        base = (org_id, app_version_id, target.value)
+        jobs = key.rows
         info = keyed.get(base, {})
         histories = {r["test_path"]: _seconds(r["durations_ms"]) for r in jobs}
         expected = estimate_durations(
@@ -341,15 +420,15 @@ def _pending_keys(
         setup_s = estimate_setup_s(_seconds(info.get("setups_ms")), config=policy.estimates)
         last_lease = info.get("last_lease")
         last_claimed_at = None if last_lease is None else datetime.fromisoformat(last_lease)
-        listed = [_pending_job(r, expected[r["test_path"]], now) for r in jobs]
+        listed_jobs = [_pending_job(r, expected[r["test_path"]], now) for r in jobs]
         build_available = bool(info.get("has_build")) or base[2] in buildless
         # The key's jobs beyond the oldest `max_jobs_per_key`, at the listed jobs' mean.
-        mean_s = sum(job.expected_s for job in listed) / len(listed)
-        unlisted_s = (jobs[0]["pending"] - len(jobs)) * mean_s
-        for key, members in _split(base, jobs, listed, policy.strategy(base[0])):
+        mean_s = sum(job.expected_s for job in listed_jobs) / len(listed_jobs)
+        unlisted_s = (key.pending - len(jobs)) * mean_s
+        for group_key_, members in _split(base, jobs, listed_jobs, policy.strategy(base[0])):
             found.append(
                 PendingKey(
-                    key=key,
+                    key=group_key_,
                     priority=_PRIORITIES[max(_RANKS[r["priority"]] for r, _ in members)],
                     oldest_enqueued_at=min(r["created_at"] for r, _ in members),
                     jobs=tuple(job for _, job in members),

@@ -184,3 +184,56 @@ async def test_a_key_whose_listed_jobs_were_all_leased_is_read_again(pool: async
     together, alone = await both_ways(pool, requests)
     assert together == alone
     assert [len(lease[1]) if lease else 0 for lease in together] == [4, 3]  # 6 left: half
+
+
+async def test_a_key_counted_to_its_limit_is_not_read_again_while_its_listing_tells(
+    pool: asyncpg.Pool,
+) -> None:
+    # 20 jobs, counted up to 6: each lease's listing holds the next first look and a count
+    # that stays at the limit, so a turn of three claims lists the key three times (the
+    # chosen key in full, once per claim) and never reads it again after a lease.
+    policy = replace(
+        Policy(),
+        first_look_jobs_per_key=2,
+        max_jobs_per_key=4,
+        max_jobs_counted=6,
+        scheduler=SchedulerConfig(max_batch_s=None),
+    )
+    await queue(pool, "large", [120.0] * 20)
+    workers = [await worker(pool) for _ in range(3)]
+    requests = [replace(asking(w), policy=policy) for w in workers]
+    together, alone = await both_ways(pool, requests)
+    assert together == alone
+    assert all(lease is not None for lease in together)
+    listings: list[int] = []
+
+    def counted(record: Any) -> None:
+        if "LIMIT $5) AS capped" in record.query:  # one key's listing
+            listings.append(record.args[3])
+
+    async def shared(conn: asyncpg.Connection) -> list[Any]:
+        conn.add_query_logger(counted)
+        return await claim_groups(conn, requests)
+
+    await rolled_back(pool, shared)
+    assert listings == [4 + 2] * 3  # the full listing and a first look beyond it
+
+
+async def test_a_job_the_take_skipped_stays_queued_for_the_next_claim(
+    pool: asyncpg.Pool,
+) -> None:
+    # A job of the chosen key is locked by another transaction (a cancel, say) while the
+    # turn takes: the lease goes without it, and the next claim of the turn sees it still
+    # queued (not taken with the others), as a turn of its own would.
+    await queue(pool, "large", [120.0] * 8)
+    one, two = await worker(pool), await worker(pool)
+    first = await pool.fetchval(
+        "SELECT job_id FROM jobs ORDER BY priority DESC, created_at, job_id LIMIT 1"
+    )
+    async with pool.acquire() as holder, holder.transaction():
+        await holder.execute("SELECT 1 FROM jobs WHERE job_id = $1 FOR UPDATE", first)
+        together, alone = await both_ways(pool, [asking(one), asking(two)])
+    assert together == alone
+    leased_jobs = [job for lease in together if lease is not None for job in lease[1]]
+    assert len(leased_jobs) == len(set(leased_jobs)) > 0
+    assert str(first) not in leased_jobs
