@@ -27,6 +27,7 @@ from app.store import reruns, views, workers
 from app.web.access import CSRF_FIELD, Viewer, viewer_for
 from app.web.rendering import SECURITY_HEADERS, Pages
 from qgjob.junit import render_junit
+from qgjob.text import strip_ansi
 from qgjob.types import JobStatus
 
 RECENT_RUNS = 50
@@ -238,7 +239,9 @@ async def job_log(request: Request, pages: Pages) -> Response:
     if log is None:
         status = JobStatus(job["status"])
         log = f"({missing_log(job['job_id'], status, job['error'], attempt=attempt or None)})\n"
-    return PlainTextResponse(log, headers=SECURITY_HEADERS)
+    # A browser shows a terminal's colour codes as litter: the page is the plain text (the
+    # API's GET /v1/jobs/{id}/log and `qgjob logs --color=always` keep them).
+    return PlainTextResponse(strip_ansi(log), headers=SECURITY_HEADERS)
 
 
 async def run_junit(request: Request, pages: Pages) -> Response:

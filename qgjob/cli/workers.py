@@ -11,6 +11,7 @@ import asyncio
 import os
 import socket
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -37,6 +38,7 @@ from qgjob.cli.output import as_json, info, make_console, print_error, print_jso
 from qgjob.cli.reports import save_text
 from qgjob.logs import configure_logging
 from qgjob.settings import Settings, default_cache_dir
+from qgjob.text import strip_ansi
 from qgjob.types import Target
 from qgjob.worker_api import WorkerApi, WorkerRecord
 
@@ -275,6 +277,12 @@ def list_workers(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     out.print(workers_table(found))
 
 
+class ColorMode(StrEnum):
+    AUTO = "auto"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
 @app.command()
 def logs(
     ctx: typer.Context,
@@ -282,6 +290,14 @@ def logs(
     attempt: Annotated[
         int | None, typer.Option("--attempt", help="Which attempt (default: the latest).")
     ] = None,
+    color: Annotated[
+        str,
+        typer.Option(
+            "--color",
+            help="Keep the colours the test wrote (its terminal escape codes): auto (only on "
+            "a terminal, and not when NO_COLOR is set), always or never.",
+        ),
+    ] = ColorMode.AUTO.value,
 ) -> None:
     """Print the output (stdout and stderr) a job's command wrote."""
     with reporting_errors():
@@ -289,14 +305,23 @@ def logs(
         wanted = parse_uuid(job_id, option="--job-id")
         if attempt is not None and attempt < 1:
             raise BadInput(f"--attempt must be a whole number of at least 1 (got {attempt})")
+        keep_color = _keeps_color(parse_choice(ColorMode, color, option="--color"))
 
         async def go() -> str:
             async with WorkerApi(settings.server_url, resolve_token(settings)) as api:
                 return await api.job_log(wanted, attempt=attempt)
 
         text = asyncio.run(go())
-    sys.stdout.write(text)
+    sys.stdout.write(text if keep_color else strip_ansi(text))
     sys.stdout.flush()
+
+
+def _keeps_color(mode: ColorMode) -> bool:
+    """Whether to print a log's escape codes: a file or a pipe gets plain text by default,
+    as does a terminal when NO_COLOR is set (https://no-color.org)."""
+    if mode is ColorMode.AUTO:
+        return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    return mode is ColorMode.ALWAYS
 
 
 @app.command("run")

@@ -138,7 +138,8 @@ async def test_two_workers_run_40_jobs_over_3_versions_each_exactly_once(
         await submit(api, version, [f"tests/{version}/spec {i}.ts" for i in range(count)])
         for version, count in (("v1", 14), ("v2", 13), ("v3", 13))
     ]
-    command = "echo running {test_path} on {app_version_id}"
+    # Coloured, as test runners write on a terminal: `qgjob logs` into a pipe prints it plain.
+    command = r"printf '\033[32mrunning\033[0m %s on %s\n' {test_path} {app_version_id}"
     prepare = ("--prepare-command", "echo installing {app_version_id}")
     one = await fleet.start("alpha", command=command, extra=prepare)
     two = await fleet.start("beta", command=command, extra=(*prepare, "--capacity", "2"))
@@ -176,6 +177,13 @@ async def test_two_workers_run_40_jobs_over_3_versions_each_exactly_once(
     log = await run_cli_async("logs", f"--job-id={job['job_id']}", env=env)
     assert log.code == 0, log.stderr
     assert log.stdout == f"running {job['test_path']} on v2\n"
+    coloured = await run_cli_async("logs", f"--job-id={job['job_id']}", "--color=always", env=env)
+    assert coloured.stdout == f"\x1b[32mrunning\x1b[0m {job['test_path']} on v2\n"
+    wrong = await run_cli_async("logs", f"--job-id={job['job_id']}", "--color=rainbow", env=env)
+    assert wrong.code == 2
+    assert wrong.stderr.strip() == (
+        "Error: --color must be one of auto, always, never (got 'rainbow')"
+    )
     listed = await run_cli_async("workers", "--json", env=env)
     assert listed.code == 0, listed.stderr
     assert {w["name"] for w in listed.json()["workers"]} == {"alpha", "beta"}

@@ -200,7 +200,7 @@ async def test_read_only_link_opens_one_run_and_no_button(api: Api) -> None:
         job = await client.get(f"/ui/jobs/{job_id}", params={"view": view})
         assert job.status_code == 200
         log = await client.get(f"/ui/jobs/{job_id}/log", params={"view": view})
-        assert log.text == "log of tests/cart.spec.ts\n"
+        assert log.text == "log of tests/cart.spec.ts\n"  # written in colour, shown plain
         elsewhere = await client.get(f"/ui/runs/{other['run_id']}", params={"view": view})
         assert elsewhere.status_code == 404
         # Lost on a link, the way back is to its run, not to a sign-in form.

@@ -37,7 +37,8 @@ async def play_group(
     artifacts: Mapping[str, str] | None = None,
 ) -> UUID:
     """Register a worker, claim one group, and finish its jobs with `outcomes` by test path
-    (None: started and left RUNNING). Returns the worker id."""
+    (None: started and left RUNNING); each log says "log of <path>" in a terminal's colour.
+    Returns the worker id."""
     async with WorkerApi(api.url, worker_token) as worker:
         worker_id = await worker.register(
             name=name, target_types=[Target.EMULATOR], labels={"model": "Pixel 8"}, capacity=1
@@ -56,7 +57,7 @@ async def play_group(
                         duration_ms=2300,
                         error=None if outcome.is_success else f"{job.test_path}: expected 1, got 2",
                         artifacts=dict(artifacts or {}),
-                        log=f"log of {job.test_path}\n",
+                        log=f"\x1b[2mlog\x1b[0m of {job.test_path}\n",
                     )
                 )
         await worker.send_events(group.group_id, group.lease_token, events)
