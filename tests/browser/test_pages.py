@@ -17,7 +17,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Browser, BrowserContext, Dialog, Page, expect
 
 from app.links import sign_run_link
 from app.signing import signer_for
@@ -124,6 +124,25 @@ async def test_run_page_follows_the_run_live_and_reruns_the_failed_spec(
     await expect(pay).to_contain_text("RUNNING")
     await expect(page.get_by_text("Worker: pixel-lab-1")).to_be_visible()
     await page.screenshot(path=screenshots / "run-running.png", full_page=True)
+
+    # Cancelling cannot be undone: the button asks first, and "no" cancels nothing.
+    asked: list[str] = []
+
+    async def say_no(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        await dialog.dismiss()
+
+    page.once("dialog", say_no)
+    await page.get_by_role("button", name="Cancel run").click()
+    for _ in range(100):
+        if asked:
+            break
+        await asyncio.sleep(0.05)
+    assert asked == [
+        "Cancel this run? Its unfinished jobs will not run; the jobs that finished keep their"
+        " results."
+    ]
+    assert await job_status(pool, run_id, SPECS[2]) == "RUNNING"
 
     # The page changes by itself (no reload) once the held job ends.
     await page.evaluate("window.__sameDocument = true")

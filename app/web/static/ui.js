@@ -99,6 +99,13 @@
     window.history.replaceState(window.history.state, "", url.pathname + url.search + url.hash);
   }
 
+  // A button that cannot be undone (cancel) asks first: its form says what in data-confirm.
+  // Without this script the button acts at once, as a plain form does.
+  document.addEventListener("submit", function (event) {
+    var question = event.target.getAttribute && event.target.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     forgetNotice();
     var regions = document.querySelectorAll("[data-live]");
