@@ -17,14 +17,18 @@ from app.store.reruns import rerun_failed as store_rerun_failed
 
 
 async def rerun_failed(
-    services: Services, run_id: uuid.UUID, *, org_scope: str | None
+    services: Services, run_id: uuid.UUID, *, org_scope: str | None, submitted_by: str | None
 ) -> uuid.UUID | None:
-    """The id of the new run, or None when the run has no failed job (or is unknown to
-    this org)."""
+    """The id of the new run, made by `submitted_by`, or None when the run has no failed job
+    (or is unknown to this org)."""
     github = services.github
     async with services.pool.acquire() as conn, conn.transaction():
         new_run_id = await store_rerun_failed(
-            conn, run_id, org_scope=org_scope, max_attempts=services.settings.max_attempts
+            conn,
+            run_id,
+            org_scope=org_scope,
+            max_attempts=services.settings.max_attempts,
+            submitted_by=submitted_by,
         )
         reported = (
             new_run_id is not None

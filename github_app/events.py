@@ -30,6 +30,7 @@ class Event:
     action: str | None
     delivery_id: str
     installation_id: int | None
+    sender: str | None = None  # the login of whoever caused it (`sender.login`)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,6 +157,7 @@ def parse_delivery(headers: Mapping[str, str], body: bytes) -> Event:
         "action": _opt_str(payload, "action"),
         "delivery_id": delivery_id,
         "installation_id": optional(payload, "installation.id", int, error=MalformedDelivery),
+        "sender": _opt_str(payload, "sender.login"),
     }
     parse = _PARSERS.get(name)
     return parse(payload, base) if parse else Event(**base)

@@ -101,6 +101,7 @@ class Run(_Record):
     created_at: Timestamp
     finished_at: Timestamp | None
     counts: RunCounts
+    submitted_by: str | None = None  # a token's name, or a GitHub login
     groups: list[RunGroup] | None = None
     jobs: list[Job] | None = None
 

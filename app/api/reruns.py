@@ -19,7 +19,9 @@ async def rerun_failed(request: Request) -> Response:
     principal = await authenticate(request)
     require_role(principal, Role.SUBMITTER, Role.ADMIN)
     run_id = path_uuid(request, "run_id")
-    new_run_id = await rerun_failed_run(services, run_id, org_scope=principal.org_scope)
+    new_run_id = await rerun_failed_run(
+        services, run_id, org_scope=principal.org_scope, submitted_by=principal.label
+    )
     if new_run_id is None:
         if await store.get_run(services.pool, run_id, org_scope=principal.org_scope) is None:
             raise NotFound(f"run {run_id} not found")

@@ -169,6 +169,11 @@ class Run(BaseModel):
     repo: str | None
     ref: str | None
     head_sha: str | None
+    submitted_by: str | None = Field(
+        default=None,
+        description="Who made the run: the submitting token's name (`token <id prefix>` "
+        "without one), or the GitHub login whose push, pull request or re-run made it.",
+    )
     created_at: datetime
     finished_at: datetime | None
     counts: RunCounts

@@ -40,6 +40,7 @@ async def submit_job(request: Request) -> Response:
         priority=sub.priority,
         source=RunSource.API,
         max_attempts=services.settings.max_attempts,
+        submitted_by=principal.label,
     )
     return await _submit(request, services, new, data, shape=lambda run: run["jobs"][0])
 
@@ -68,6 +69,7 @@ async def submit_run(request: Request) -> Response:
         repo=sub.repo,
         ref=sub.ref,
         head_sha=sub.head_sha,
+        submitted_by=principal.label,
     )
     return await _submit(request, services, new, data, shape=lambda run: run)
 

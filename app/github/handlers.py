@@ -159,6 +159,7 @@ async def on_push(app: GitHubApp, event: PushEvent) -> str:
     trigger = Trigger(
         kind="push", installation_id=installation.installation_id, org_id=installation.org_id,
         repo=event.repository.full_name, head_sha=event.after, ref=event.ref, branch=event.branch,
+        sender=event.sender,
     )  # fmt: skip
     return await start_run(app, trigger)
 
@@ -172,6 +173,7 @@ async def on_pull_request(app: GitHubApp, event: PullRequestEvent) -> str:
         org_id=installation.org_id, repo=event.base_repo_full_name, head_sha=event.head_sha,
         branch=event.head_ref, base_branch=event.base_ref, pr_number=event.number,
         is_fork=event.is_fork, fork_repo=event.head_repo_full_name if event.is_fork else None,
+        sender=event.sender,
     )  # fmt: skip
     return await start_run(app, trigger)
 
@@ -222,7 +224,7 @@ async def on_check_suite(app: GitHubApp, event: CheckSuiteEvent) -> str:
         kind="check_suite", installation_id=installation.installation_id,
         org_id=installation.org_id, repo=repo, head_sha=event.head_sha, branch=event.head_branch,
         pr_number=event.pull_request_numbers[0] if event.pull_request_numbers else None,
-        forced=rerequested,
+        forced=rerequested, sender=event.sender,
     )  # fmt: skip
     return await start_run(app, trigger)
 
@@ -260,7 +262,7 @@ async def on_check_run(app: GitHubApp, event: CheckRunEvent) -> str:
         kind="rerun_failed" if failed_only else "check_run",
         installation_id=installation.installation_id, org_id=origin["org_id"], repo=row.repo,
         head_sha=row.head_sha, branch=origin["branch"], pr_number=origin["pr_number"],
-        approved=True, forced=True, targets=(target,), specs=tuple(specs),
+        approved=True, forced=True, targets=(target,), specs=tuple(specs), sender=event.sender,
     )  # fmt: skip
     return await start_run(app, trigger)
 

@@ -65,6 +65,7 @@ class Trigger:
     forced: bool = False  # run even if this commit already has a run
     targets: tuple[Target, ...] | None = None  # only these targets (a check run re-run)
     specs: tuple[str, ...] | None = None  # only these specs (re-run failed)
+    sender: str | None = None  # the GitHub login that caused it: the run's submitter
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -190,6 +191,7 @@ async def _enqueue(
         repo=trigger.repo,
         ref=trigger.ref or (f"refs/heads/{trigger.branch}" if trigger.branch else None),
         head_sha=trigger.head_sha,
+        submitted_by=trigger.sender,
     )
     async with app.pool.acquire() as conn, conn.transaction():
         await lock_commit(conn, repo=trigger.repo, head_sha=trigger.head_sha)

@@ -25,7 +25,7 @@ JOB_COLUMNS = """job_id, run_id, status, outcome, org_id, app_version_id, test_p
     priority, worker_id, group_id, attempts, max_attempts, error, duration_ms,
     created_at, updated_at, started_at, finished_at, artifacts"""
 RUN_COLUMNS = """run_id, org_id, source, app_version_id, targets, priority, repo, ref, head_sha,
-    created_at"""
+    submitted_by, created_at"""
 
 _LIVE = ("PENDING", "ASSIGNED", "RUNNING")
 
@@ -42,6 +42,7 @@ class NewRun:
     repo: str | None = None
     ref: str | None = None
     head_sha: str | None = None
+    submitted_by: str | None = None  # a token's label or a GitHub login (migration 0013)
 
 
 def to_wire(row: asyncpg.Record | dict[str, Any]) -> Wire:
@@ -61,8 +62,8 @@ _INSERT_RUN = f"""
 WITH org AS (INSERT INTO orgs (org_id) VALUES ($3) ON CONFLICT DO NOTHING),
 run AS (
     INSERT INTO runs (run_id, org_id, source, app_version_id, targets, priority, repo, ref,
-                      head_sha)
-    VALUES ($2, $3, $9, $4, $10::target[], $5, $11, $12, $13)
+                      head_sha, submitted_by)
+    VALUES ($2, $3, $9, $4, $10::target[], $5, $11, $12, $13, $14)
 )
 INSERT INTO jobs (job_id, run_id, org_id, app_version_id, test_path, target, priority,
                   max_attempts)
@@ -98,6 +99,7 @@ async def insert_run(conn: Conn, new: NewRun) -> Wire:
         new.repo,
         new.ref,
         new.head_sha,
+        new.submitted_by,
     )
     jobs = [to_wire(r) for r in sorted(rows, key=lambda r: order[r["job_id"]])]
     run = {
@@ -110,6 +112,7 @@ async def insert_run(conn: Conn, new: NewRun) -> Wire:
         "repo": new.repo,
         "ref": new.ref,
         "head_sha": new.head_sha,
+        "submitted_by": new.submitted_by,
         "created_at": jobs[0]["created_at"],
     }
     wire = run_to_wire(run, jobs)

@@ -21,10 +21,10 @@ WITH source AS (
     WHERE j.status = 'FAILED'
 ), run AS (
     INSERT INTO runs (run_id, org_id, source, app_version_id, targets, priority, repo, ref,
-                      head_sha, rerun_of)
+                      head_sha, rerun_of, submitted_by)
     SELECT $3, s.org_id, s.source, s.app_version_id,
            ARRAY(SELECT DISTINCT target FROM failed ORDER BY target), s.priority, s.repo,
-           s.ref, s.head_sha, s.run_id
+           s.ref, s.head_sha, s.run_id, $5
     FROM source s WHERE EXISTS (SELECT 1 FROM failed)
     RETURNING run_id
 )
@@ -38,12 +38,19 @@ RETURNING job_id
 
 
 async def rerun_failed(
-    conn: Conn, run_id: uuid.UUID, *, org_scope: str | None, max_attempts: int
+    conn: Conn,
+    run_id: uuid.UUID,
+    *,
+    org_scope: str | None,
+    max_attempts: int,
+    submitted_by: str | None,
 ) -> uuid.UUID | None:
-    """The id of a new run of the run's failed specs, or None when it has none (or is
-    unknown to this org)."""
+    """The id of a new run of the run's failed specs, made by `submitted_by`, or None when
+    it has none (or is unknown to this org)."""
     new_run_id = uuid.uuid4()
-    rows = await conn.fetch(_RERUN_FAILED, run_id, org_scope, new_run_id, max_attempts)
+    rows = await conn.fetch(
+        _RERUN_FAILED, run_id, org_scope, new_run_id, max_attempts, submitted_by
+    )
     return new_run_id if rows else None
 
 

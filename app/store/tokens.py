@@ -24,6 +24,12 @@ class Principal:
     token_id: uuid.UUID
     role: Role
     org_id: str | None
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        """How runs it submits name their submitter: its name, or its id's first digits."""
+        return self.name or f"token {self.token_id.hex[:8]}"
 
     def sees(self, org_id: str) -> bool:
         return self.org_id is None or self.org_id == org_id
@@ -50,7 +56,7 @@ INSERT INTO api_tokens (token_id, token_hash, org_id, role, name) VALUES ($1, $2
 """
 
 _FIND_TOKEN = """
-SELECT token_id, role, org_id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL
+SELECT token_id, role, org_id, name FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL
 """
 
 
@@ -61,11 +67,13 @@ async def create_token(
     raw = new_raw_token()
     token_id = uuid.uuid4()
     await conn.execute(_INSERT_TOKEN, token_id, hash_token(raw), org_id, role.value, name)
-    return raw, Principal(token_id=token_id, role=role, org_id=org_id)
+    return raw, Principal(token_id=token_id, role=role, org_id=org_id, name=name)
 
 
 async def find_token(conn: Conn, raw: str) -> Principal | None:
     row = await conn.fetchrow(_FIND_TOKEN, hash_token(raw))
     if row is None:
         return None
-    return Principal(token_id=row["token_id"], role=Role(row["role"]), org_id=row["org_id"])
+    return Principal(
+        token_id=row["token_id"], role=Role(row["role"]), org_id=row["org_id"], name=row["name"]
+    )

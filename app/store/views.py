@@ -154,7 +154,7 @@ async def run_fingerprint(
 
 
 _LIVE_GRANT = """
-SELECT token_id, role, org_id FROM api_tokens WHERE token_id = $1 AND revoked_at IS NULL
+SELECT token_id, role, org_id, name FROM api_tokens WHERE token_id = $1 AND revoked_at IS NULL
 """
 
 
@@ -163,4 +163,6 @@ async def live_token(conn: Conn, token_id: uuid.UUID) -> Principal | None:
     row = await conn.fetchrow(_LIVE_GRANT, token_id)
     if row is None:
         return None
-    return Principal(token_id=row["token_id"], role=Role(row["role"]), org_id=row["org_id"])
+    return Principal(
+        token_id=row["token_id"], role=Role(row["role"]), org_id=row["org_id"], name=row["name"]
+    )

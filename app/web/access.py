@@ -53,6 +53,7 @@ class Viewer:
     csrf: str | None = None
     view_token: str | None = None
     link_expires_at: float | None = None
+    label: str | None = None  # the signed-in token's (`Principal.label`): who acts
 
     @property
     def can_act(self) -> bool:
@@ -91,7 +92,9 @@ async def viewer_for(request: Request) -> Viewer:
     principal = await live_token(services.pool, token_id)
     if principal is None:
         raise LoginRequired
-    return Viewer(org_scope=principal.org_scope, role=principal.role, csrf=csrf)
+    return Viewer(
+        org_scope=principal.org_scope, role=principal.role, csrf=csrf, label=principal.label
+    )
 
 
 def _link_viewer(services: Services, token: str) -> Viewer:

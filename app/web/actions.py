@@ -143,7 +143,9 @@ async def rerun_failed(request: Request, pages: Pages) -> Response:
     check_csrf(request, viewer, await read_form(request))
     run_id = path_uuid(request, "run_id")
     await visible_run(services, viewer, run_id)
-    new_run_id = await rerun_failed_run(services, run_id, org_scope=viewer.org_scope)
+    new_run_id = await rerun_failed_run(
+        services, run_id, org_scope=viewer.org_scope, submitted_by=viewer.label
+    )
     if new_run_id is None:
         raise Conflict(f"Run {run_id} has no failed jobs to re-run.")
     return RedirectResponse(f"/ui/runs/{new_run_id}?notice=rerun", status_code=303)

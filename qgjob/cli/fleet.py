@@ -85,6 +85,7 @@ def run_tree(run: Run) -> Tree:
             " ",
             status_text(run.status),
             f" · {run.org_id} · {counts.total} job{'s' if counts.total != 1 else ''}",
+            f" · by {run.submitted_by}" if run.submitted_by else "",
         )
     )
     for group in run.groups or []:

@@ -179,6 +179,7 @@ async def test_a_push_runs_the_specs_and_completes_its_check_run_with_the_result
         "github", REPO, "refs/heads/master", PUSH_SHA,
     )  # fmt: skip
     assert run["app_version_id"] == "build-6113728-master" and run["priority"] == "high"
+    assert run["submitted_by"] == "Codertocat"  # the pusher (the payload's sender)
     assert queued.name == "qgjob / emulator" and queued.external_id == str(run["run_id"])
     # Details: the run's signed read-only page, which opens without signing in.
     page = f"/ui/runs/{run['run_id']}?view="
@@ -381,6 +382,10 @@ async def test_rerun_failed_runs_only_the_failed_specs(rig: GitHubRig, settings:
         "JOIN github_runs g USING (run_id) WHERE g.trigger = 'rerun_failed' GROUP BY r.run_id"
     )
     assert rerun["specs"] == ["tests/login.spec.ts"]
+    asked_by = await rig.pool.fetchval(
+        "SELECT submitted_by FROM runs WHERE run_id = $1", rerun["run_id"]
+    )
+    assert asked_by == action["sender"]["login"]  # who pressed Re-run failed
     await ScriptedWorker(rig.service_url, token).run_until_idle()
     fixed = await check_run_of(rig, str(rerun["run_id"]), "completed")
     assert fixed.conclusion == "success"

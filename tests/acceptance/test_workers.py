@@ -173,6 +173,9 @@ async def test_two_workers_run_40_jobs_over_3_versions_each_exactly_once(
     executed = re.findall(r"App installed once, (\d+) tests? executed", tree.stdout)
     assert executed and sum(int(n) for n in executed) == 14  # v1's groups, one install each
     assert "FINISHED" in tree.stdout
+    assert re.search(
+        r"· by token [0-9a-f]{8}\n", tree.stdout
+    )  # the unnamed token that submitted it
     job = runs[1]["jobs"][0]
     log = await run_cli_async("logs", f"--job-id={job['job_id']}", env=env)
     assert log.code == 0, log.stderr

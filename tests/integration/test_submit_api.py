@@ -270,3 +270,27 @@ async def test_openapi_documents_every_route(api: Api) -> None:
         assert method in doc["paths"][path]
     refs = {"Job", "Run", "Stats", "ErrorBody", "JobSubmission", "RunSubmission"}
     assert refs <= set(doc["components"]["schemas"])
+
+
+async def test_a_run_says_which_token_submitted_it(api: Api) -> None:
+    async with api.client() as admin:
+        named = (
+            await admin.post(
+                "/v1/tokens", json={"org_id": "qualgent", "role": "submitter", "name": "nightly"}
+            )
+        ).json()
+        unnamed = (
+            await admin.post("/v1/tokens", json={"org_id": "qualgent", "role": "submitter"})
+        ).json()
+    body = {"org_id": "qualgent", "app_version_id": "v1", "tests": ["tests/a.spec.ts"]}
+    made_by = {}
+    for token in (named, unnamed):
+        async with api.client(token["token"]) as client:
+            run = (await client.post("/v1/runs", json=body)).json()
+            again = (await client.get(f"/v1/runs/{run['run_id']}")).json()
+            job = (await client.post("/v1/jobs", json={**JOB, "org_id": "qualgent"})).json()
+            single = (await client.get(f"/v1/runs/{job['run_id']}")).json()
+        assert run["submitted_by"] == again["submitted_by"] == single["submitted_by"]
+        made_by[token["token_id"]] = run["submitted_by"]
+    assert made_by[named["token_id"]] == "nightly"
+    assert made_by[unnamed["token_id"]] == f"token {uuid.UUID(unnamed['token_id']).hex[:8]}"

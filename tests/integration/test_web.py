@@ -280,6 +280,8 @@ async def test_rerun_failed_page_button_makes_a_run_of_the_failed_specs(
         new_path = urlsplit(answer.headers["location"]).path
         new_page = await client.get(new_path)
         assert "Re-run of the failed specs of" in new_page.text
+        # Who pressed the button made the run (an unnamed token: its id's first digits).
+        assert "<dt>Submitted by</dt><dd>token " in new_page.text
         assert f"/ui/runs/{run_id}" in new_page.text
     new_run_id = new_path.rsplit("/", 1)[1]
     rows = await pool.fetch(
@@ -301,6 +303,8 @@ async def test_rerun_failed_api(api: Api) -> None:
         assert rerun["run_id"] != run_id
         assert [j["test_path"] for j in rerun["groups"][0]["jobs"]] == ["tests/cart.spec.ts"]
         assert rerun["counts"]["total"] == 1
+        assert rerun["submitted_by"] == made["run"]["submitted_by"]  # type: ignore[index]
+        assert rerun["submitted_by"].startswith("token ")
         nothing = await client.post(f"/v1/runs/{rerun['run_id']}/rerun-failed")
         assert nothing.status_code == 409
         assert nothing.json()["error"]["code"] == "nothing_failed"
