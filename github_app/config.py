@@ -82,6 +82,11 @@ class RepoConfig:
             return self.tags
         return False
 
+    @property
+    def needs_pull_request(self) -> bool:
+        """Whether `app_version_id` uses `{pr}`: only pull requests can run."""
+        return "pr" in _placeholders(self.app_version_id)
+
     def render_app_version_id(self, *, sha: str, branch: str | None, pr: int | None) -> str:
         """Fill the `app_version_id` template for one commit; `InvalidConfig` if a value lacks."""
         values = {"sha": sha, "short_sha": sha[:7], "branch": branch, "pr": pr}

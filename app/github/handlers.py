@@ -220,9 +220,12 @@ async def on_check_suite(app: GitHubApp, event: CheckSuiteEvent) -> str:
                 for t in triggers.values()
             ]
             return "; ".join(outcomes)
+    # A suite GitHub requested for new commits is their push (the same filters, the same
+    # superseding): whichever of the two is processed first makes the commit's run.
     trigger = Trigger(
         kind="check_suite", installation_id=installation.installation_id,
         org_id=installation.org_id, repo=repo, head_sha=event.head_sha, branch=event.head_branch,
+        ref=f"refs/heads/{event.head_branch}" if event.head_branch else None,
         pr_number=event.pull_request_numbers[0] if event.pull_request_numbers else None,
         forced=rerequested, sender=event.sender,
     )  # fmt: skip

@@ -22,6 +22,7 @@ from app.database import TxConn
 from app.github.service import GitHubApp
 from app.github.tracker import wire
 from app.store.checkruns import (
+    commit_has_check_run,
     commit_has_run,
     github_run,
     insert_check_run,
@@ -98,6 +99,9 @@ async def start_run(app: GitHubApp, trigger: Trigger) -> str:
         return f"config error: {exc}"
     if not _wanted(config, trigger):
         return f"skipped: {trigger.ref or trigger.base_branch} is not configured to run"
+    if config.needs_pull_request and trigger.pr_number is None and not trigger.forced:
+        # A push to a pull request's branch: its pull_request event runs the commit.
+        return "skipped: app_version_id uses {pr}, so only pull requests run"
     targets = trigger.targets or config.targets
     if trigger.is_fork and not (config.run_forks or trigger.approved):
         for target in targets:
@@ -138,11 +142,22 @@ async def start_run(app: GitHubApp, trigger: Trigger) -> str:
 
 
 def _wanted(config: RepoConfig, trigger: Trigger) -> bool:
-    if trigger.kind == "push" and trigger.ref is not None:
-        return config.runs_on_ref(trigger.ref)
+    """Whether the branch filters let `trigger` run. A check suite GitHub requested for new
+    commits (not one re-requested) is the push of its head branch, filtered as that push is:
+    whichever of the two is processed first makes the commit's run."""
+    if trigger.kind in ("push", "check_suite") and not trigger.forced:
+        return trigger.ref is not None and config.runs_on_ref(trigger.ref)
     if trigger.kind == "pull_request" and trigger.base_branch is not None:
         return config.branches.allows(trigger.base_branch)
-    return True  # asked for explicitly: check suites and check runs
+    return True  # asked for explicitly: re-requested check suites and check runs
+
+
+def _supersedes(trigger: Trigger) -> bool:
+    """Whether a run of `trigger` cancels the older runs of its branch or pull request: new
+    commits do, whichever event brought them; an explicit re-run of a commit does not."""
+    if trigger.kind == "check_suite":
+        return not trigger.forced
+    return trigger.kind in ("push", "pull_request")
 
 
 async def _config(app: GitHubApp, trigger: Trigger) -> RepoConfig:
@@ -200,10 +215,10 @@ async def _enqueue(
         ):
             return f"skipped: {trigger.repo}@{trigger.head_sha[:7]} already has a run"
         superseded: list[uuid.UUID] = []
-        if config.cancel_superseded and trigger.kind in ("push", "pull_request"):
+        if config.cancel_superseded and _supersedes(trigger):
             superseded = await supersede_runs(
                 conn, repo=trigger.repo, branch=trigger.branch, pr_number=trigger.pr_number,
-                head_sha=trigger.head_sha,
+                head_sha=trigger.head_sha, from_fork=trigger.is_fork,
             )  # fmt: skip
             for old in superseded:
                 await cancel_run(conn, old, org_scope=None)
@@ -269,7 +284,7 @@ async def _report_queued(
     await insert_github_run(
         conn, run_id=run_id, installation_id=trigger.installation_id, repo=trigger.repo,
         head_sha=trigger.head_sha, branch=trigger.branch, pr_number=trigger.pr_number,
-        trigger=trigger.kind, timeout_minutes=timeout_minutes,
+        trigger=trigger.kind, timeout_minutes=timeout_minutes, from_fork=trigger.is_fork,
     )  # fmt: skip
     details = app.details_url(str(run_id), trigger.org_id)
     for target, paths in specs.items():
@@ -312,7 +327,14 @@ async def _owe_alone(
     target: Target | None = None,
     keep: bool = False,
 ) -> None:
-    """A check run with no run behind it (blocked fork, broken config, nothing to run)."""
+    """A check run with no run behind it (blocked fork, broken config, nothing to run),
+    unless the commit has one of that name already: the push, the check suite and the pull
+    request GitHub sends for one commit would each owe it (an explicit re-run owes anew)."""
     async with app.pool.acquire() as conn, conn.transaction():
+        await lock_commit(conn, repo=trigger.repo, head_sha=trigger.head_sha)
+        if not trigger.forced and await commit_has_check_run(
+            conn, repo=trigger.repo, head_sha=trigger.head_sha, name=requests.name
+        ):
+            return
         await _owe(conn, trigger, requests, run_id=run_id, target=target, keep=keep)
     app.outbox_wakeups.wake()

@@ -28,6 +28,17 @@ async def commit_has_run(conn: Conn, *, repo: str, head_sha: str) -> bool:
     return found
 
 
+_COMMIT_HAS_CHECK_RUN = """
+SELECT EXISTS (SELECT 1 FROM github_check_runs WHERE repo = $1 AND head_sha = $2 AND name = $3)
+"""
+
+
+async def commit_has_check_run(conn: Conn, *, repo: str, head_sha: str, name: str) -> bool:
+    """Whether a check run named `name` was owed for this commit already."""
+    found: bool = await conn.fetchval(_COMMIT_HAS_CHECK_RUN, repo, head_sha, name)
+    return found
+
+
 async def lock_commit(conn: TxConn, *, repo: str, head_sha: str) -> None:
     """Serialise run creation for one commit until the transaction ends."""
     await conn.execute(
@@ -37,8 +48,8 @@ async def lock_commit(conn: TxConn, *, repo: str, head_sha: str) -> None:
 
 _INSERT_GITHUB_RUN = """
 INSERT INTO github_runs (run_id, installation_id, repo, head_sha, branch, pr_number, trigger,
-                         timeout_minutes, deadline_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(mins => $8))
+                         timeout_minutes, deadline_at, from_fork)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(mins => $8), $9)
 """
 
 
@@ -53,10 +64,11 @@ async def insert_github_run(
     pr_number: int | None,
     trigger: str,
     timeout_minutes: int,
+    from_fork: bool,
 ) -> None:
     await conn.execute(
         _INSERT_GITHUB_RUN, run_id, installation_id, repo, head_sha, branch, pr_number, trigger,
-        timeout_minutes,
+        timeout_minutes, from_fork,
     )  # fmt: skip
 
 
@@ -64,11 +76,14 @@ async def insert_github_run(
 _RUN_IS_LIVE = """EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = g.run_id
                        AND j.status IN ('PENDING', 'ASSIGNED', 'RUNNING'))"""
 
-# Older runs of the same branch (pushes) or the same pull request that are still live.
+# Older live runs of the same branch of the repository or of the same pull request,
+# whichever event made them: GitHub sends a push, a check suite and (for a pull request within
+# the repository) a pull_request for one commit, and whichever is processed first makes its
+# run. A fork's branch (`$5`, `from_fork`) is not the repository's: matched by number only.
 _SUPERSEDE = f"""
 UPDATE github_runs g SET superseded_by = $3
 WHERE g.repo = $1 AND g.superseded_by IS NULL AND g.head_sha <> $3
-  AND (($4::int IS NULL AND g.pr_number IS NULL AND g.branch = $2) OR g.pr_number = $4)
+  AND ((NOT $5 AND NOT g.from_fork AND g.branch = $2) OR g.pr_number = $4)
   AND {_RUN_IS_LIVE}
 RETURNING g.run_id
 """
@@ -79,13 +94,20 @@ WHERE run_id = ANY($1::uuid[]) AND state <> 'completed'
 
 
 async def supersede_runs(
-    conn: TxConn, *, repo: str, branch: str | None, pr_number: int | None, head_sha: str
+    conn: TxConn,
+    *,
+    repo: str,
+    branch: str | None,
+    pr_number: int | None,
+    head_sha: str,
+    from_fork: bool = False,
 ) -> list[uuid.UUID]:
     """Mark the older live runs of this branch or pull request superseded by `head_sha`;
-    the caller cancels their jobs."""
+    the caller cancels their jobs. `from_fork`: `branch` is a fork's (a pull request from
+    it), so only the pull request's runs are older runs of it."""
     if branch is None and pr_number is None:
         return []
-    rows = await conn.fetch(_SUPERSEDE, repo, branch, head_sha, pr_number)
+    rows = await conn.fetch(_SUPERSEDE, repo, branch, head_sha, pr_number, from_fork)
     run_ids = [r["run_id"] for r in rows]
     await mark_ended(conn, run_ids, reason=f"superseded by {head_sha[:7]}")
     return run_ids

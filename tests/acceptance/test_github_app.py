@@ -247,6 +247,136 @@ async def test_a_new_push_to_the_branch_supersedes_the_older_run(rig: GitHubRig)
     assert (await rig.processed("suite")).startswith("skipped")
 
 
+def suite_requested(sha: str, branch: str, pull_requests: tuple[int, ...] = ()) -> dict[str, Any]:
+    """`check_suite/requested` for `sha` on `branch`, as GitHub sends it with every push."""
+    suite = copy.deepcopy(payload("check_suite/requested"))
+    shown = {"id": 1, "url": "https://api.github.com/repos/Codertocat/Hello-World",
+             "name": "Hello-World"}  # fmt: skip
+    suite["check_suite"].update(
+        head_sha=sha, head_branch=branch,
+        pull_requests=[
+            {"number": n, "id": n, "url": f"https://api.github.com/pulls/{n}",
+             "head": {"ref": branch, "sha": sha, "repo": shown},
+             "base": {"ref": "master", "sha": "b" * 40, "repo": shown}}
+            for n in pull_requests
+        ],
+    )  # fmt: skip
+    suite["check_suite"]["app"]["id"] = APP_ID
+    suite["repository"] = repo_payload()
+    suite["installation"] = {"id": 1}
+    return suite
+
+
+def push_of(sha: str, branch: str, *, before: str = "0" * 40) -> dict[str, Any]:
+    push = copy.deepcopy(payload("push/with-new-branch"))
+    push.update(after=sha, before=before, ref=f"refs/heads/{branch}")
+    return push
+
+
+async def statuses_of(rig: GitHubRig, sha: str) -> list[str]:
+    rows = await rig.pool.fetch(
+        "SELECT DISTINCT j.status::text FROM jobs j JOIN runs r USING (run_id) "
+        "WHERE r.head_sha = $1 ORDER BY 1", sha,
+    )  # fmt: skip
+    return [r["status"] for r in rows]
+
+
+# GitHub sends a push, a check suite and (for a pull request within the repository) a
+# pull_request for one commit, and the inbox processes them in any order: each order must
+# come to the same thing.
+
+
+async def test_a_check_suite_processed_first_is_filtered_and_supersedes_as_its_push(
+    rig: GitHubRig,
+) -> None:
+    repo: FakeRepo = rig.state.repos[REPO.lower()]
+    only_master = 'targets = ["emulator"]\n[branches]\ninclude = ["changes"]\n'
+    first = add_commit(repo, "a" * 40, SPECS, config=only_master, branch="changes")
+    await rig.deliver("push", push_of(first, "changes"), delivery_id="push-a")
+    assert (await rig.processed("push-a")).startswith("run ")
+    second = add_commit(repo, "b" * 40, SPECS, config=only_master, branch="changes")
+    await rig.deliver("check_suite", suite_requested(second, "changes"), delivery_id="suite-b")
+    assert (await rig.processed("suite-b")).startswith("run ")
+    assert await statuses_of(rig, first) == ["CANCELLED"]  # superseded by the suite's run
+    await rig.deliver("push", push_of(second, "changes", before=first), delivery_id="push-b")
+    assert (await rig.processed("push-b")).startswith("skipped")  # one run per commit
+    # A branch the filters leave out does not run through its check suite either.
+    other = add_commit(repo, "c" * 40, SPECS, config=only_master, branch="feature")
+    await rig.deliver("check_suite", suite_requested(other, "feature"), delivery_id="suite-c")
+    assert (
+        await rig.processed("suite-c")
+    ) == "skipped: refs/heads/feature is not configured to run"
+    assert await statuses_of(rig, other) == []
+
+
+async def test_a_pull_request_processed_before_the_push_supersedes_the_push_run(
+    rig: GitHubRig,
+) -> None:
+    repo: FakeRepo = rig.state.repos[REPO.lower()]
+    first = add_commit(repo, "a" * 40, SPECS, config=CONFIG, branch="changes")
+    await rig.deliver("push", push_of(first, "changes"), delivery_id="push-a")
+    assert (await rig.processed("push-a")).startswith("run ")
+    # Pull request #2 (head: changes) moves to PR_SHA; its event comes before the push's.
+    await rig.deliver("pull_request", payload("pull_request/synchronize"), delivery_id="sync")
+    assert (await rig.processed("sync")).startswith("run ")
+    assert await statuses_of(rig, first) == ["CANCELLED"]
+    # And the other way round: the push of the next commit supersedes the pull request's run.
+    third = add_commit(repo, "c" * 40, SPECS, config=CONFIG, branch="changes")
+    await rig.deliver("push", push_of(third, "changes", before=PR_SHA), delivery_id="push-c")
+    assert (await rig.processed("push-c")).startswith("run ")
+    assert await statuses_of(rig, PR_SHA) == ["CANCELLED"]
+
+
+async def test_a_fork_pull_request_does_not_supersede_the_branch_of_the_same_name(
+    rig: GitHubRig,
+) -> None:
+    repo: FakeRepo = rig.state.repos[REPO.lower()]
+    first = add_commit(repo, "a" * 40, SPECS, config=CONFIG, branch="changes")
+    await rig.deliver("push", push_of(first, "changes"), delivery_id="push-a")
+    assert (await rig.processed("push-a")).startswith("run ")
+    forked = fork_pull_request()  # head: the branch "changes" of another repository
+    assert forked["pull_request"]["head"]["ref"] == "changes"
+    await rig.deliver("pull_request", forked, delivery_id="fork")
+    assert (await rig.processed("fork")).startswith("blocked")
+    (blocked,) = await check_runs(rig, PR_SHA, count=1, status="completed")
+    await rig.deliver("check_run", check_run_event("rerequested", blocked), delivery_id="approve")
+    assert (await rig.processed("approve")).startswith("run ")
+    assert await statuses_of(rig, PR_SHA) == ["PENDING"]
+    assert await statuses_of(rig, first) == ["PENDING"]  # the repository's branch runs on
+
+
+async def test_a_commit_without_specs_gets_one_check_run_from_its_push_and_suite(
+    rig: GitHubRig,
+) -> None:
+    repo: FakeRepo = rig.state.repos[REPO.lower()]
+    sha = add_commit(repo, "e" * 40, {"tests/readme.md": "x"}, config=None, branch="feature")
+    await rig.deliver("check_suite", suite_requested(sha, "feature"), delivery_id="suite")
+    assert await rig.processed("suite") == "no specs matched"
+    await rig.deliver("push", push_of(sha, "feature"), delivery_id="push")
+    await rig.processed("push")
+    (only,) = await check_runs(rig, sha, count=1, status="completed")
+    assert only.conclusion == "neutral"
+    assert len(rig.state.check_runs_on(sha)) == 1
+
+
+async def test_a_pr_template_runs_the_pull_request_and_skips_the_push(rig: GitHubRig) -> None:
+    repo: FakeRepo = rig.state.repos[REPO.lower()]
+    sha = add_commit(repo, "d" * 40, SPECS, config='app_version_id = "pr-{pr}-{short_sha}"\n',
+                     branch="changes")  # fmt: skip
+    await rig.deliver("push", push_of(sha, "changes"), delivery_id="push")
+    assert await rig.processed("push") == (
+        "skipped: app_version_id uses {pr}, so only pull requests run"
+    )
+    sync = copy.deepcopy(payload("pull_request/synchronize"))
+    sync["pull_request"]["head"]["sha"] = sha
+    await rig.deliver("pull_request", sync, delivery_id="sync")
+    assert (await rig.processed("sync")).startswith("run ")
+    (queued,) = await check_runs(rig, sha, count=1, status="queued")  # no failed "qgjob" check
+    assert queued.name == "qgjob / emulator"
+    run = await rig.pool.fetchrow("SELECT app_version_id FROM runs WHERE head_sha = $1", sha)
+    assert run["app_version_id"] == f"pr-2-{sha[:7]}"
+
+
 def closed_pull_request(*, merged: bool) -> dict[str, Any]:
     """`pull_request/closed`, derived from the recorded `opened` one (same pull request)."""
     data = copy.deepcopy(payload("pull_request/opened"))
