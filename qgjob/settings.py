@@ -114,6 +114,8 @@ class Settings:
     github_progress_interval_s: float = 5.0  # between two progress updates of a check run
     github_poll_interval_s: float = 1.0  # inbox, tracker and outbox loops when not woken
     github_timeout_s: float = 10.0
+    # How long the inbox retries a delivery while GitHub fails (5xx, timeouts, rate limits).
+    github_retry_for_s: float = 86400.0
     # Processed deliveries are kept this long (their ids are what makes a redelivery a
     # duplicate; GitHub redelivers up to 3 days back), then deleted by a sweep this often.
     github_delivery_retention_days: float = 14.0
@@ -382,6 +384,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "github_progress_interval_s": _number(float, "a number of seconds", 0),
     "github_poll_interval_s": _number(float, "a number of seconds", 0.01),
     "github_timeout_s": _number(float, "a number of seconds", 0.1),
+    "github_retry_for_s": _number(float, "a number of seconds", 0),
     "github_delivery_retention_days": _number(float, "a number of days", 0),
     "github_retention_interval_s": _number(float, "a number of seconds", 0.05),
     "npx": _parse_str,

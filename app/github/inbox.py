@@ -3,8 +3,11 @@
 The route answers 202 only after the delivery is committed, so a server that dies right
 after answering loses nothing: the delivery waits in `webhook_deliveries` until a loop (on
 any replica) leases it. A delivery is leased for `LEASE_S`; one whose processor died is
-taken again when the lease lapses. Transient GitHub errors retry with backoff, up to
-`MAX_ATTEMPTS`; everything else ends with its outcome recorded, never a crashed loop.
+taken again when the lease lapses. Transient GitHub errors (5xx, timeouts, rate limits)
+retry with backoff (capped at `RETRY_CAP_S`) for as long as `github_retry_for_s` after the
+delivery arrived, so an outage of GitHub loses no push; everything else ends with its outcome
+recorded, never a crashed loop. A delivery that ended failed is processed afresh when GitHub
+redelivers it (`app.store.deliveries`).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from github_app.routing import Router
 
 logger = logging.getLogger(__name__)
 LEASE_S = 60.0
-MAX_ATTEMPTS = 8
+RETRY_CAP_S = 300.0
 
 
 async def process_forever(app: GitHubApp, *, slots: int) -> None:
@@ -88,8 +91,8 @@ async def process(app: GitHubApp, router: Router, delivery: Delivery) -> None:
         event = parse_delivery(headers, delivery.body)
         outcome = await dispatch(router, event)
     except TransientApiError as exc:
-        delay_s = retry_delay_s(exc, attempt=delivery.attempts, cap_s=300.0) or 1.0
-        if delivery.attempts < MAX_ATTEMPTS:
+        delay_s = retry_delay_s(exc, attempt=delivery.attempts, cap_s=RETRY_CAP_S) or 1.0
+        if delivery.waited_s + delay_s <= app.settings.github_retry_for_s:
             logger.warning(
                 "delivery will be retried delivery_id=%s in_s=%.1f: %s",
                 delivery.delivery_id, delay_s, exc,
@@ -98,16 +101,28 @@ async def process(app: GitHubApp, router: Router, delivery: Delivery) -> None:
                 app.pool, delivery.delivery_id, delay_s=delay_s, outcome=f"retrying: {exc}"
             )
             return
-        outcome = f"failed after {delivery.attempts} attempts: {exc}"
+        await _failed(app, delivery, f"failed after {delivery.attempts} attempts: {exc}")
+        return
     except GitHubAppError as exc:
-        outcome = f"failed: {exc}"
+        await _failed(app, delivery, f"failed: {exc}")
+        return
     except DATABASE_ERRORS:
         raise
     except Exception as exc:  # a bug must not stop the inbox; the delivery keeps the reason
         logger.exception("delivery failed delivery_id=%s", delivery.delivery_id)
-        outcome = f"error: {type(exc).__name__}: {exc}"
+        await _failed(app, delivery, f"error: {type(exc).__name__}: {exc}")
+        return
     await finish_delivery(app.pool, delivery.delivery_id, outcome=outcome)
     logger.info(
         "delivery processed delivery_id=%s event=%s outcome=%s",
+        delivery.delivery_id, delivery.event, outcome,
+    )  # fmt: skip
+
+
+async def _failed(app: GitHubApp, delivery: Delivery, outcome: str) -> None:
+    await finish_delivery(app.pool, delivery.delivery_id, outcome=outcome, failed=True)
+    logger.warning(
+        "delivery failed delivery_id=%s event=%s outcome=%s; redeliver it from the App's "
+        "settings on GitHub (Advanced → Recent Deliveries) to process it again",
         delivery.delivery_id, delivery.event, outcome,
     )  # fmt: skip

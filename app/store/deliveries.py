@@ -1,7 +1,9 @@
 """The webhook inbox and the App's installations.
 
 A delivery is inserted before the route answers 202 (`X-GitHub-Delivery` is the primary key,
-so a repeat inserts nothing; deliveries that arrive together share one INSERT); the inbox
+so a repeat inserts nothing, unless the first one's processing failed: then the repeat, a
+redelivery asked for on GitHub, is processed afresh; deliveries that arrive together share
+one INSERT); the inbox
 loop leases due deliveries with `FOR UPDATE SKIP LOCKED` and a `locked_until`, so several
 replicas share the work and a delivery whose processor died is taken again once its lease
 lapses.
@@ -39,14 +41,19 @@ SELECT d.delivery_id, d.event, d.action, d.installation_id, d.body, clock_timest
 FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bytea[], $6::text[])
      WITH ORDINALITY AS d (delivery_id, event, action, installation_id, body, outcome, n)
 ORDER BY d.n
-ON CONFLICT (delivery_id) DO NOTHING
+ON CONFLICT (delivery_id) DO UPDATE
+    SET body = EXCLUDED.body, received_at = EXCLUDED.received_at,
+        processed_at = EXCLUDED.processed_at, outcome = EXCLUDED.outcome, failed = false,
+        attempts = 0, not_before = now(), locked_until = NULL
+    WHERE webhook_deliveries.failed
 RETURNING delivery_id
 """
 
 
 async def record_deliveries(conn: Conn, deliveries: Sequence[NewDelivery]) -> set[str]:
-    """Record deliveries (distinct ids) in one statement; returns the ids not seen before. A
-    delivery without a body (an event we do not handle) is recorded as processed already."""
+    """Record deliveries (distinct ids) in one statement; returns the ids to process: not
+    seen before, or seen and failed. A delivery without a body (an event we do not handle)
+    is recorded as processed already."""
     rows = await conn.fetch(
         _RECORD,
         [d.delivery_id for d in deliveries],
@@ -65,6 +72,7 @@ class Delivery:
     event: str
     body: bytes
     attempts: int
+    waited_s: float  # since it was received
 
 
 _CLAIM = """
@@ -77,7 +85,8 @@ WHERE d.delivery_id IN (
     ORDER BY received_at
     LIMIT $1
     FOR UPDATE SKIP LOCKED)
-RETURNING d.delivery_id, d.event, d.body, d.attempts, d.received_at
+RETURNING d.delivery_id, d.event, d.body, d.attempts, d.received_at,
+          extract(epoch FROM now() - d.received_at)::float8 AS waited_s
 """
 
 
@@ -85,12 +94,15 @@ async def claim_deliveries(conn: Conn, *, limit: int, lease_s: float) -> list[De
     """Lease up to `limit` due deliveries, oldest first."""
     rows = await conn.fetch(_CLAIM, limit, lease_s)
     rows = sorted(rows, key=lambda r: r["received_at"])
-    return [Delivery(r["delivery_id"], r["event"], bytes(r["body"]), r["attempts"]) for r in rows]
+    return [
+        Delivery(r["delivery_id"], r["event"], bytes(r["body"]), r["attempts"], r["waited_s"])
+        for r in rows
+    ]
 
 
 _FINISH = """
 UPDATE webhook_deliveries SET processed_at = now(), outcome = $2, body = NULL,
-                              locked_until = NULL
+                              locked_until = NULL, failed = $3
 WHERE delivery_id = $1
 """
 _RETRY = """
@@ -100,8 +112,11 @@ WHERE delivery_id = $1
 """
 
 
-async def finish_delivery(conn: Conn, delivery_id: str, *, outcome: str) -> None:
-    await conn.execute(_FINISH, delivery_id, outcome[:1000])
+async def finish_delivery(
+    conn: Conn, delivery_id: str, *, outcome: str, failed: bool = False
+) -> None:
+    """Record what came of a delivery; a `failed` one is processed again if redelivered."""
+    await conn.execute(_FINISH, delivery_id, outcome[:1000], failed)
 
 
 async def retry_delivery(conn: Conn, delivery_id: str, *, delay_s: float, outcome: str) -> None:

@@ -687,6 +687,38 @@ async def test_faults_on_github_converge_to_the_true_final_state(
     assert 500 in statuses and 403 in statuses
 
 
+async def test_an_outage_of_github_delays_a_push_and_a_redelivery_recovers_one_given_up(
+    settings: Settings, fake: tuple[FakeGitHub, str], app_key: tuple[bytes, bytes], pool: Any
+) -> None:
+    configured = dataclasses.replace(
+        github_settings(settings, api_url=fake[1], private_key=app_key[0]),
+        github_retry_for_s=10.0,  # a day by default
+    )
+    async with serve_in_loop(create_app(configured)) as url:
+        rig = GitHubRig(fake[0], url, pool, state_url=fake[1])
+        # Within the retry window, the outage only delays the push.
+        brief = rig.state.fail(2, status=503, method="GET", path="/contents/")
+        await rig.deliver("push", payload("push/with-new-branch"), delivery_id="brief")
+        assert (await rig.processed("brief")).startswith("run ")
+        assert brief.times == 0  # both failures were met, and retried past
+        # Past it, the delivery ends failed, and GitHub's Redeliver processes it afresh.
+        outage = rig.state.fail(1000, status=503, method="GET", path="/contents/")
+        pushed = copy.deepcopy(payload("push/with-new-branch"))
+        pushed.update(after=PR_SHA, ref="refs/heads/changes")
+        await rig.deliver("push", pushed, delivery_id="outage")
+        given_up = await rig.processed("outage", timeout_s=60)
+        assert given_up.startswith("failed after "), given_up
+        assert await rig.pool.fetchval("SELECT count(*) FROM runs WHERE head_sha = $1", PR_SHA) == 0
+        outage.times = 0  # GitHub is back
+        again = await rig.deliver("push", pushed, delivery_id="outage")
+        assert again.status_code == 202 and again.json()["status"] == "queued"
+        assert (await rig.processed("outage")).startswith("run ")
+        # A delivery that was processed stays processed: its redelivery is a duplicate.
+        repeat = await rig.deliver("push", pushed, delivery_id="outage")
+        assert repeat.json()["status"] == "duplicate"
+        assert await rig.pool.fetchval("SELECT count(*) FROM runs WHERE head_sha = $1", PR_SHA) == 1
+
+
 async def test_a_restart_mid_outbox_loses_nothing(
     settings: Settings, fake: tuple[FakeGitHub, str], app_key: tuple[bytes, bytes], pool: Any
 ) -> None:
