@@ -19,6 +19,12 @@ from app.metrics import Metrics
         ("/repos/o/r/tarball/feature/x", "/repos/{owner}/{repo}/tarball/{ref}"),
         ("/repos/o/r/git/trees/" + "a" * 40, "/repos/{owner}/{repo}/git/trees/{id}"),
         ("/app", "/app"),
+        # GitHub Enterprise Server: the same routes under /api/v3.
+        ("/api/v3/repos/octo/app/check-runs/42", "/api/v3/repos/{owner}/{repo}/check-runs/{id}"),
+        (
+            "/api/v3/app/installations/7/access_tokens",
+            "/api/v3/app/installations/{id}/access_tokens",
+        ),
     ],
 )
 def test_github_route_templates_ids_names_and_paths(path: str, route: str) -> None:
@@ -32,6 +38,12 @@ async def test_the_transport_counts_calls_and_errors_by_kind() -> None:
             httpx.Response(403, headers={"x-ratelimit-remaining": "0"}),
             httpx.Response(502),
             httpx.Response(404),
+            # Secondary rate limits: with Retry-After, or said only in the message.
+            httpx.Response(403, headers={"retry-after": "60"}, json={"message": "slow down"}),
+            httpx.Response(
+                403, json={"message": "You have exceeded a secondary rate limit. Please wait."}
+            ),
+            httpx.Response(403, json={"message": "Resource not accessible by integration"}),
         ]
     )
 
@@ -41,20 +53,21 @@ async def test_the_transport_counts_calls_and_errors_by_kind() -> None:
     metrics = Metrics()
     transport = MeteredTransport(metrics, httpx.MockTransport(handler))
     async with httpx.AsyncClient(transport=transport, base_url="https://api.github.test") as http:
-        for _ in range(4):
-            await http.post("/repos/o/r/check-runs")
+        for _ in range(7):
+            answer = await http.post("/repos/o/r/check-runs")
+        assert answer.json()["message"] == "Resource not accessible by integration"  # still read
     route = "/repos/{owner}/{repo}/check-runs"
     calls = metrics.github_api_calls
     assert [calls.labels("POST", route, s)._value.get() for s in ("201", "403", "502", "404")] == [
         1,
-        1,
+        4,
         1,
         1,
     ]
     errors = metrics.github_api_errors
-    assert errors.labels(kind="rate_limited")._value.get() == 1
+    assert errors.labels(kind="rate_limited")._value.get() == 3
     assert errors.labels(kind="server_error")._value.get() == 1
-    assert errors.labels(kind="client_error")._value.get() == 1
+    assert errors.labels(kind="client_error")._value.get() == 2  # the 404 and the refusal
 
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
