@@ -28,7 +28,7 @@ import pydantic
 
 from qgjob import __version__
 from qgjob.errors import ServerUnreachable, UnexpectedResponse, api_error_for
-from qgjob.models import Build, IssuedToken, Job, JobPage, Run, Stats
+from qgjob.models import Build, Commit, IssuedToken, Job, JobPage, Run, Stats
 from qgjob.types import JobStatus, Priority, Role, RunSource, Target
 
 logger = logging.getLogger(__name__)
@@ -122,10 +122,12 @@ class QgjobClient:
         targets: Sequence[Target] = (Target.EMULATOR,),
         priority: Priority = Priority.NORMAL,
         source: RunSource = RunSource.API,
+        commit: Commit | None = None,
         idempotency_key: str | None = None,
     ) -> Run:
-        """Queue one job per test × target in one run, atomically."""
-        body = {
+        """Queue one job per test × target in one run, atomically; `commit`: the repository
+        commit the specs come from."""
+        body: dict[str, object] = {
             "org_id": org_id,
             "app_version_id": app_version_id,
             "tests": list(tests),
@@ -133,6 +135,8 @@ class QgjobClient:
             "priority": str(priority),
             "source": str(source),
         }
+        if commit is not None:
+            body |= {"repo": commit.repo, "ref": commit.ref, "head_sha": commit.head_sha}
         data = await self._request(
             "POST", "/v1/runs", json=body, idempotency_key=idempotency_key or _new_key()
         )

@@ -7,6 +7,7 @@ can print the object as the service sent it (`model_dump(mode="json", exclude_un
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
@@ -88,6 +89,15 @@ class RunGroup(_Record):
     jobs: list[Job]
 
 
+@dataclass(frozen=True)
+class Commit:
+    """A repository commit a run's specs come from (`qgjob submit --repo/--ref/--head-sha`)."""
+
+    repo: str
+    ref: str | None = None
+    head_sha: str | None = None
+
+
 class Run(_Record):
     """What one submission asked for. `jobs` comes with a submit, `groups` with a GET."""
 
@@ -102,6 +112,9 @@ class Run(_Record):
     finished_at: Timestamp | None
     counts: RunCounts
     submitted_by: str | None = None  # a token's name, or a GitHub login
+    repo: str | None = None
+    ref: str | None = None
+    head_sha: str | None = None
     groups: list[RunGroup] | None = None
     jobs: list[Job] | None = None
 

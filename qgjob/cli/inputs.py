@@ -6,12 +6,14 @@ option, says what is accepted and repeats what was given.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from enum import StrEnum
 from typing import TypeVar
 from uuid import UUID
 
 from qgjob.identifiers import check_app_version_id, check_org_id, check_test_path
+from qgjob.models import Commit
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -114,3 +116,27 @@ def parse_size(raw: str, *, option: str) -> int:
             f"{option} must be a size such as 20GiB, 500MB or 1048576 (bytes) (got {raw!r})"
         )
     return int(value * _SIZE_UNITS[unit])
+
+
+_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_SHA = re.compile(r"^[0-9a-f]{7,64}$")
+
+
+def require_commit(repo: str | None, ref: str | None, head_sha: str | None) -> Commit | None:
+    """`--repo` (OWNER/NAME), with `--ref` and `--head-sha` if given; None without `--repo`."""
+    if repo is None:
+        given = "--ref" if ref is not None else "--head-sha" if head_sha is not None else None
+        if given is not None:
+            raise BadInput(f"{given} needs --repo (the repository it is a commit of)")
+        return None
+    name = require_text(repo, option="--repo")
+    if not _REPO.match(name):
+        raise BadInput(f"--repo must look like OWNER/NAME, e.g. acme/shop (got {repo!r})")
+    if ref is not None and not 0 < len(ref.strip()) <= 255:
+        raise BadInput(f"--ref must be 1 to 255 characters, e.g. refs/heads/main (got {ref!r})")
+    sha = None if head_sha is None else head_sha.strip()
+    if sha is not None and not _SHA.match(sha):
+        raise BadInput(
+            f"--head-sha must be a commit SHA: 7 to 64 lowercase hex digits (got {head_sha!r})"
+        )
+    return Commit(repo=name, ref=None if ref is None else ref.strip(), head_sha=sha)

@@ -21,6 +21,7 @@ from qgjob.cli.inputs import (
     parse_choice,
     parse_uuid,
     require_app_version_id,
+    require_commit,
     require_org_id,
     require_positive_float,
     require_positive_int,
@@ -84,6 +85,16 @@ def submit(
     source: Annotated[
         str, typer.Option("--source", help=f"Who submits: {_accepted(RunSource)}.")
     ] = RunSource.CLI.value,
+    repo: Annotated[
+        str | None,
+        typer.Option("--repo", help="The repository the specs come from, as OWNER/NAME."),
+    ] = None,
+    ref: Annotated[
+        str | None, typer.Option("--ref", help="With --repo: the ref tested (refs/heads/main).")
+    ] = None,
+    head_sha: Annotated[
+        str | None, typer.Option("--head-sha", help="With --repo: the commit tested.")
+    ] = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the run to its end; the exit code says how.")
     ] = False,
@@ -127,6 +138,7 @@ def submit(
         chosen_targets = parse_targets(targets or [Target.EMULATOR.value])
         chosen_priority = parse_choice(Priority, priority, option="--priority")
         chosen_source = parse_choice(RunSource, source, option="--source")
+        commit = require_commit(repo, ref, head_sha)
         follow_options = {"--timeout": timeout, "--junit": junit, "--summary": summary}
         if not wait:
             given = [name for name, value in follow_options.items() if value is not None]
@@ -146,6 +158,9 @@ def submit(
                 info(out, f"… and {counted(len(paths) - MAX_ECHOED_TESTS, 'more test')}")
             info(out, f"Target: {', '.join(chosen_targets)}")
             info(out, f"Priority: {chosen_priority}")
+            if commit is not None:
+                at = "".join(f" @ {part}" for part in (commit.ref, commit.head_sha) if part)
+                info(out, f"Repository: {commit.repo}{at}")
 
         async def call(client: QgjobClient) -> Run:
             return await client.submit_run(
@@ -155,6 +170,7 @@ def submit(
                 targets=chosen_targets,
                 priority=chosen_priority,
                 source=chosen_source,
+                commit=commit,
             )
 
         if wait:

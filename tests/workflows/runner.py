@@ -250,6 +250,8 @@ class Runner:
             "CI": "true",
             "GITHUB_ACTIONS": "true",
             "GITHUB_SHA": self.github["sha"],
+            "GITHUB_REPOSITORY": self.github["repository"],
+            "GITHUB_REF": self.github["ref"],
         }
         if self.path_prefix:
             full_env["PATH"] = os.pathsep.join([*self.path_prefix, full_env.get("PATH", "")])

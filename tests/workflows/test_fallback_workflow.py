@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from tests.conftest import Api
@@ -116,7 +117,7 @@ class Lab:
             job_id="qgjob",
             inputs=call_inputs(workflow, {"qgjob-package": str(self.wheel), **inputs}),
             secrets={"QGJOB_SERVER_URL": self.api.url, "QGJOB_TOKEN": self.submitter},
-            github={"sha": SHA},
+            github={"sha": SHA, "repository": "acme/shop", "ref": "refs/pull/7/merge"},
             workspace=self.workspace,
             temp=temp,
             base_env=child_env({"HOME": str(self.root)}),
@@ -175,7 +176,9 @@ def explain(job: JobRun, runner: Runner) -> str:
     return f"{steps}\n--- summary:\n{summary_of(runner)}"
 
 
-async def test_a_passing_run_passes_the_job_with_a_full_summary(lab: Lab) -> None:
+async def test_a_passing_run_passes_the_job_with_a_full_summary(
+    lab: Lab, pool: asyncpg.Pool
+) -> None:
     runner = lab.make_runner(
         **{"org-id": ORG, "tests": "tests/{login,search,settings}.spec.ts", "timeout-minutes": 3}
     )
@@ -199,6 +202,9 @@ async def test_a_passing_run_passes_the_job_with_a_full_summary(lab: Lab) -> Non
     assert set(cases) == {"tests/login.spec.ts", "tests/search.spec.ts", "tests/settings.spec.ts"}
     assert all(case.find("failure") is None for case in cases.values())
     assert "All 3 tests passed" in job.result("Run the specs on qgjob").output
+    # The run names the commit under test (the runner's GITHUB_REPOSITORY, _REF, _SHA).
+    run = await pool.fetchrow("SELECT source::text, repo, ref, head_sha FROM runs")
+    assert tuple(run) == ("actions", "acme/shop", "refs/pull/7/merge", SHA)
 
 
 async def test_a_failing_run_fails_the_job_and_names_the_failed_spec(lab: Lab) -> None:

@@ -29,6 +29,18 @@ A_UUID = "123e4567-e89b-12d3-a456-426614174000"
             "Error: --priority must be one of low, normal, high (got 'urgent')",
         ),
         ((*SUBMIT, "--test="), "Error: --test must not be empty"),
+        (
+            (*SUBMIT, "--test=a.spec.js", "--head-sha=abc1234"),
+            "Error: --head-sha needs --repo (the repository it is a commit of)",
+        ),
+        (
+            (*SUBMIT, "--test=a.spec.js", "--repo=shop"),
+            "Error: --repo must look like OWNER/NAME, e.g. acme/shop (got 'shop')",
+        ),
+        (
+            (*SUBMIT, "--test=a.spec.js", "--repo=acme/shop", "--head-sha=XYZ"),
+            "Error: --head-sha must be a commit SHA: 7 to 64 lowercase hex digits (got 'XYZ')",
+        ),
         ((*SUBMIT, "--test=a.spec.js", "--test=  "), "Error: --test must not be empty"),
         (
             ("submit", "--org-id=", "--app-version-id=v", "--test=a"),
