@@ -3,6 +3,9 @@
 `--command` runs once per job with the placeholders `{test_path}`, `{app_version_id}`,
 `{target}`, `{job_id}` and `{attempt}` replaced by shell-quoted values (a test path with
 spaces or quotes stays one word), and the same values in `QGJOB_*` environment variables.
+A placeholder inside quotes in the template is refused: its quoted value would end the
+template's quotes early and let the shell expand what the value holds (a test path is the
+submitter's text).
 Exit 0 is `passed`, anything else `failed`; the last MiB of stdout+stderr is the job's log.
 A job that runs past its timeout, or that is cancelled, is stopped with its whole process tree.
 
@@ -69,10 +72,17 @@ def check_template(template: str, *, allowed: Collection[str], option: str) -> s
     if not template.strip():
         raise ValueError(f"{option} must not be empty")
     accepted = ", ".join("{" + a + "}" for a in allowed)
+    quoted = _quoted_spans(template)
     for match in _PLACEHOLDER.finditer(template):
         name = match[1]
         if name in JOB_PLACEHOLDERS and name not in allowed:
             raise ValueError(f"{option} cannot use {{{name}}}; it accepts {accepted}")
+        if name in allowed and any(start < match.start() < end for start, end in quoted):
+            raise ValueError(
+                f"{option} has {{{name}}} inside quotes; write it bare (e.g. "
+                f"--command 'npx appwright test {{test_path}}'): qgjob quotes each value "
+                "for the shell itself, and a value inside quotes could run as shell code"
+            )
         if name not in JOB_PLACEHOLDERS and (
             near := difflib.get_close_matches(name, allowed, n=1, cutoff=0.75)
         ):
@@ -80,6 +90,29 @@ def check_template(template: str, *, allowed: Collection[str], option: str) -> s
                 f"{option} has {{{name}}}: did you mean {{{near[0]}}}? It accepts {accepted}"
             )
     return template
+
+
+def _quoted_spans(template: str) -> list[tuple[int, int]]:
+    """Where `template` is inside shell quotes ('…' or "…"), as (open, close) offsets; an
+    unclosed quote runs to the end. Backslash escapes count outside single quotes."""
+    spans: list[tuple[int, int]] = []
+    quote: str | None = None
+    opened = 0
+    index = 0
+    while index < len(template):
+        char = template[index]
+        if char == "\\" and quote != "'":
+            index += 2
+            continue
+        if quote is None and char in "'\"":
+            quote, opened = char, index
+        elif char == quote:
+            spans.append((opened, index))
+            quote = None
+        index += 1
+    if quote is not None:
+        spans.append((opened, len(template)))
+    return spans
 
 
 def fill(template: str, values: Mapping[str, str]) -> str:

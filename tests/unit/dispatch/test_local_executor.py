@@ -17,7 +17,13 @@ import pytest
 
 from dispatch.errors import InfrastructureError
 from dispatch.executors.base import JobSpec
-from dispatch.executors.local import LocalExecutor, check_template, fill, plain_argv
+from dispatch.executors.local import (
+    JOB_PLACEHOLDERS,
+    LocalExecutor,
+    check_template,
+    fill,
+    plain_argv,
+)
 from dispatch.processes import read_tail
 from qgjob.types import Outcome, Target
 from qgjob.worker_api import ClaimedGroup, ClaimedJob
@@ -306,3 +312,40 @@ def test_read_tail_notes_what_it_drops() -> None:
     text = read_tail(output, limit=4)
     assert text.startswith("[… 4 earlier bytes")
     assert text.endswith("gh")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        'echo "[{test_path}]"',
+        "echo '{test_path}'",
+        'run --spec="{test_path}" --target {target}',
+        'echo "it\'s {job_id}"',
+    ],
+)
+def test_a_placeholder_inside_quotes_is_refused(command: str) -> None:
+    # Its quoted value would close the template's quotes: `$(…)` in a test path would run.
+    with pytest.raises(ValueError, match="inside quotes; write it bare"):
+        check_template(command, allowed=JOB_PLACEHOLDERS, option="--command")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        'cd "$HOME/app" && npx appwright test {test_path}',
+        'echo \\"{test_path}',  # an escaped quote opens nothing
+        "awk '{print}' {test_path}",
+        'grep "{nope}" {test_path}',  # not a placeholder of ours
+    ],
+)
+def test_a_placeholder_outside_quotes_is_accepted(command: str) -> None:
+    assert check_template(command, allowed=JOB_PLACEHOLDERS, option="--command") == command
+
+
+async def test_a_test_path_holding_shell_code_stays_a_word(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    executor = LocalExecutor(command="echo ran {test_path}; true", cwd=tmp_path)
+    spec = job(f"tests/a b'$(touch {marker})'`id`.spec.ts")
+    result = await executor.run(spec, cancel=asyncio.Event())
+    assert not marker.exists()
+    assert result.log == f"ran {spec.test_path}\n"
