@@ -9,25 +9,32 @@ reported within a few tens of milliseconds of its job's end. Once the group's wo
 stay queued and are sent again with backoff: the service records a result once and
 ignores a repeat, so resending is safe. When the lease is lost the queue is dropped: the
 service refuses (409) anything sent under a stale lease, and those jobs run again
-elsewhere.
+elsewhere. A batch is sized by the bytes its logs take once encoded as JSON (a control
+character takes six); should the service still find a request too large (413), the batch
+is split, and a single result's log is cut from the front until it fits: a result is
+never dropped for its size.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 
 from dispatch.backoff import Backoff
 from dispatch.heartbeats import Lease
-from qgjob.errors import QgjobError, StaleLease, TransientError
+from qgjob.errors import ApiError, QgjobError, StaleLease, TransientError
 from qgjob.worker_api import GroupEvent, JobFinished, WorkerApi
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCH_EVENTS = 500
 LINGER_S = 0.05
-MAX_BATCH_LOG_CHARS = 8 * 1024 * 1024  # well under the service's 16 MiB body limit
+MAX_BATCH_LOG_BYTES = 8 * 1024 * 1024  # encoded; well under the service's 16 MiB body limit
+TOO_LARGE = 413
+CUT_NOTE = "[qgjob: the start of this log was cut so that the result fits in one request]\n"
 
 
 class Outbox:
@@ -50,6 +57,7 @@ class Outbox:
         self._hurry = asyncio.Event()  # someone waits in flushed(): no more lingering
         self._idle = asyncio.Event()
         self._idle.set()
+        self._most = MAX_BATCH_EVENTS  # fewer after a 413, until a batch goes through
 
     def put(self, event: GroupEvent) -> None:
         if self.lease.lost.is_set():
@@ -86,7 +94,7 @@ class Outbox:
 
     async def _send_pending(self) -> None:
         while self._pending and not self.lease.lost.is_set():
-            batch = _batch(self._pending)
+            batch = _batch(self._pending, most=self._most)
             try:
                 receipt = await self.api.send_events(self.lease.group_id, self.lease.token, batch)
             except StaleLease:
@@ -103,18 +111,16 @@ class Outbox:
                 )
                 await asyncio.sleep(delay)
                 continue
+            except ApiError as exc:
+                if exc.status == TOO_LARGE and self._shrink(batch):
+                    continue
+                self._drop(batch, exc)
+                continue
             except QgjobError as exc:
-                # Refused for good (a 4xx that is not about the lease): sending it again
-                # would be refused again, so drop this batch rather than block the rest.
-                logger.error(
-                    "results refused group_id=%s events=%d error=%r",
-                    self.lease.group_id,
-                    len(batch),
-                    exc,
-                )
-                del self._pending[: len(batch)]
+                self._drop(batch, exc)
                 continue
             self.backoff.reset()
+            self._most = MAX_BATCH_EVENTS
             del self._pending[: len(batch)]
             for ignored in receipt.ignored:
                 logger.info(
@@ -125,15 +131,52 @@ class Outbox:
                 )
             self.lease.note_cancelled(receipt.cancelled_job_ids)
 
+    def _shrink(self, batch: list[GroupEvent]) -> bool:
+        """After a 413: send fewer events at a time, or cut the one result's log. False
+        when there is nothing left to make smaller."""
+        if len(batch) > 1:
+            self._most = max(1, len(batch) // 2)
+            logger.warning(
+                "results too large for one request group_id=%s events=%d: sending %d at a time",
+                self.lease.group_id, len(batch), self._most,
+            )  # fmt: skip
+            return True
+        (event,) = batch
+        if not isinstance(event, JobFinished) or not event.log or len(event.log) < 1024:
+            return False
+        kept = event.log[len(event.log) * 3 // 4 :]  # the end of a log says most
+        self._pending[0] = dataclasses.replace(event, log=CUT_NOTE + kept)
+        logger.warning(
+            "result too large for one request job_id=%s: its log was cut to %d characters",
+            event.job_id, len(kept),
+        )  # fmt: skip
+        return True
 
-def _batch(pending: list[GroupEvent]) -> list[GroupEvent]:
-    """The oldest events that fit in one request (always at least one)."""
+    def _drop(self, batch: list[GroupEvent], exc: QgjobError) -> None:
+        # Refused for good (a 4xx that is not about the lease): sending it again would be
+        # refused again, so drop this batch rather than block the rest.
+        logger.error(
+            "results refused group_id=%s events=%d error=%r", self.lease.group_id, len(batch), exc
+        )
+        del self._pending[: len(batch)]
+
+
+def _log_bytes(event: GroupEvent) -> int:
+    """What the event's log adds to a request's body: its JSON encoding, where a control
+    character takes six bytes and other text no more than that."""
+    if isinstance(event, JobFinished) and event.log:
+        return len(json.dumps(event.log))
+    return 0
+
+
+def _batch(pending: list[GroupEvent], *, most: int = MAX_BATCH_EVENTS) -> list[GroupEvent]:
+    """The oldest events (up to `most`) that fit in one request (always at least one)."""
     batch: list[GroupEvent] = []
-    log_chars = 0
-    for event in pending[:MAX_BATCH_EVENTS]:
-        size = len(event.log or "") if isinstance(event, JobFinished) else 0
-        if batch and log_chars + size > MAX_BATCH_LOG_CHARS:
+    log_bytes = 0
+    for event in pending[:most]:
+        size = _log_bytes(event)
+        if batch and log_bytes + size > MAX_BATCH_LOG_BYTES:
             break
         batch.append(event)
-        log_chars += size
+        log_bytes += size
     return batch
