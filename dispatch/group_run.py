@@ -119,7 +119,10 @@ class GroupRun:
             return
         except DispatchError as exc:
             logger.warning("prepare failed group_id=%s error=%s", group.group_id, exc.reason)
-            await self._release(reason="prepare failed", error=exc.reason)
+            if is_transient(exc):  # this device or this moment: another worker may succeed
+                await self._release(reason="prepare failed", error=exc.reason)
+            else:  # the group cannot run as asked (a build this executor cannot install)
+                await self._fail_all(exc.reason)
             return
         self.prepared = True
         logger.info("group prepared group_id=%s install_ms=%d", group.group_id, prepared.install_ms)
@@ -137,6 +140,18 @@ class GroupRun:
             await self._run_job(job)
         delivered = await self.outbox.flushed()
         logger.info("group done group_id=%s results_delivered=%s", group.group_id, delivered)
+
+    async def _fail_all(self, reason: str) -> None:
+        """End every job of the group at once, as errors not worth a retry."""
+        for job in self.group.jobs:
+            if job.job_id in self.lease.cancelled:
+                continue
+            self.outbox.put(JobStarted(job.job_id))
+            self.outbox.put(
+                JobFinished(job.job_id, Outcome.ERROR, duration_ms=0, error=reason, retry=False)
+            )
+        delivered = await self.outbox.flushed()
+        logger.info("group failed group_id=%s results_delivered=%s", self.group.group_id, delivered)
 
     async def _run_job(self, job: ClaimedJob) -> None:
         cancel = self.lease.cancel_event(job.job_id)

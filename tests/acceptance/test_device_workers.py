@@ -33,12 +33,12 @@ def settings(settings: Settings) -> Settings:
     return dataclasses.replace(settings, retry_backoff_s=2.0, max_attempts=5)
 
 
-async def upload_build(api: Api, content: bytes) -> None:
+async def upload_build(api: Api, content: bytes, filename: str = "shoply.apk") -> None:
     """The app build, through the builds API, as `qgjob build upload` sends it."""
     async with api.client(await api.token(ORG)) as client:
         answer = await client.post(
             "/v1/builds",
-            params={"org_id": ORG, "app_version_id": "7.1.0", "filename": "shoply.apk"},
+            params={"org_id": ORG, "app_version_id": "7.1.0", "filename": filename},
             content=content,
             headers={"Content-Type": "application/vnd.android.package-archive"},
         )
@@ -184,6 +184,36 @@ async def test_a_spec_missing_from_the_project_fails_at_once(
         "SELECT status::text FROM jobs WHERE job_id = $1", ids["tests/login.spec.ts"]
     )
     assert found == "COMPLETED"
+
+
+async def test_a_build_the_executor_cannot_install_fails_the_group_at_once(
+    api: Api, pool: asyncpg.Pool, tmp_path: Path, project: Path, workers: list[WorkerProcess]
+) -> None:
+    """Preparing fails the same way on any adb worker: the jobs fail on their first attempt
+    with the reason (before, the group went round `max_attempts` times)."""
+    state = tmp_path / "adb.json"
+    write_state(state, [FakeDevice("emulator-5554")])
+    env = await adb_worker_env(api, tmp_path, state)
+    await upload_build(api, b"an iOS build", filename="shoply.ipa")
+    args = ["--target", "emulator", "--executor", "adb", "--workspace", str(project)]
+    await start(workers, tmp_path, "android-only", [*args, "--device", "emulator-5554"], env)
+    run = await submit(api, ["tests/login.spec.ts", "tests/search.spec.ts"], "emulator")
+
+    async def ended() -> bool:
+        live = await pool.fetchval(
+            "SELECT count(*) FROM jobs WHERE run_id = $1 AND status NOT IN ('COMPLETED', 'FAILED')",
+            run["run_id"],
+        )
+        return live == 0
+
+    await eventually(ended, what="the jobs to end", timeout_s=WAIT_S)
+    jobs = await pool.fetch(
+        "SELECT status::text, outcome::text, attempts, error FROM jobs WHERE run_id = $1",
+        run["run_id"],
+    )
+    assert {(j["status"], j["outcome"], j["attempts"]) for j in jobs} == {("FAILED", "error", 1)}
+    assert all("installs .apk builds" in j["error"] for j in jobs)
+    assert read_state(state)["installs"] == []
 
 
 async def test_a_browserstack_worker_uploads_once_and_records_session_videos(
