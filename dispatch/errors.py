@@ -25,11 +25,13 @@ class DispatchError(Exception):
 
     transient: ClassVar[bool] = False
 
-    def __init__(self, reason: str, *, code: str | None = None) -> None:
+    def __init__(self, reason: str, *, code: str | None = None, log: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         # A short machine-readable tag, e.g. "INSTALL_FAILED_UPDATE_INCOMPATIBLE" or "no_report".
         self.code = code
+        # What the job's run wrote before it failed so, when it ran: kept as the job's log.
+        self.log = log
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.reason!r}, code={self.code!r})"

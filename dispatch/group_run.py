@@ -170,7 +170,9 @@ class GroupRun:
             result = await self.executor.run(JobSpec.of(self.group, job), cancel=cancel)
         except DispatchError as exc:
             elapsed_ms = int((loop.time() - started) * 1000)
-            result = JobResult(outcome=Outcome.ERROR, duration_ms=elapsed_ms, error=exc.reason)
+            result = JobResult(
+                outcome=Outcome.ERROR, duration_ms=elapsed_ms, error=exc.reason, log=exc.log
+            )
             retry = is_transient(exc)  # a JobError fails the same way anywhere: final
         self.lease.forget(job.job_id)
         if self.lease.lost.is_set():

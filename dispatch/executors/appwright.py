@@ -236,13 +236,16 @@ async def run_spec(
         try:
             report = read_report(report_path)
         except InfrastructureError as exc:
-            raise InfrastructureError(exc.reason + _tail(done.output), code=exc.code) from exc
+            raise InfrastructureError(
+                exc.reason + _tail(done.output), code=exc.code, log=done.output
+            ) from exc
     found = report.spec_for(spec)
     if found is None:
         raise InfrastructureError(
             f"AppWright's report has no result for {spec} (exit code {done.exit_code})"
             + _tail(done.output),
             code="spec_not_in_report",
+            log=done.output,
         )
     return SpecRun(found, report, done, found.outcome, _error_of(found))
 

@@ -124,6 +124,7 @@ async def test_a_run_that_broke_is_an_infrastructure_error(
     with pytest.raises(InfrastructureError) as caught:
         await run_spec(options(project), project / "tests" / name, env=env(project), cancel=None)
     assert caught.value.code == code
+    assert caught.value.log  # what the run wrote: the job's log (`qgjob logs`)
 
 
 def alive(pid: int) -> bool:
