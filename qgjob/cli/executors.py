@@ -40,6 +40,10 @@ class ExecutorKind(StrEnum):
     BROWSERSTACK = "browserstack"
 
 
+# A hung --prepare-command must not hold its group for ever (its lease stays renewed).
+DEFAULT_PREPARE_TIMEOUT_S = 1800.0
+
+
 @dataclass(frozen=True)
 class ExecutorChoice:
     kind: ExecutorKind
@@ -47,6 +51,7 @@ class ExecutorChoice:
     capacity: int
     command: str | None = None
     prepare_command: str | None = None
+    prepare_timeout_s: float = DEFAULT_PREPARE_TIMEOUT_S
     job_timeout_s: float | None = None
     device: str | None = None
     project: str | None = None
@@ -144,6 +149,7 @@ def make_executor(
         return LocalExecutor(
             command=choice.command or "",
             prepare_command=choice.prepare_command,
+            prepare_timeout_s=choice.prepare_timeout_s,
             job_timeout_s=choice.job_timeout_s,
             env=env,
             cwd=choice.workspace,

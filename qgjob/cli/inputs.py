@@ -6,6 +6,7 @@ option, says what is accepted and repeats what was given.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from enum import StrEnum
@@ -80,7 +81,7 @@ def require_positive_int(value: int, *, option: str) -> int:
 
 
 def require_positive_float(value: float, *, option: str) -> float:
-    if not value > 0:
+    if not 0 < value < math.inf:
         raise BadInput(f"{option} must be a number of seconds above 0 (got {value:g})")
     return value
 

@@ -19,6 +19,7 @@ import typer
 
 from qgjob.cli.context import JsonFlag, call_api, reporting_errors, resolve_token, settings_of
 from qgjob.cli.executors import (
+    DEFAULT_PREPARE_TIMEOUT_S,
     ExecutorChoice,
     ExecutorKind,
     check,
@@ -86,6 +87,14 @@ def worker(
             "browserstack, none for local).",
         ),
     ] = None,
+    prepare_timeout: Annotated[
+        float,
+        typer.Option(
+            "--prepare-timeout",
+            help="Seconds before --prepare-command's process tree is killed; the group goes "
+            "back to the queue.",
+        ),
+    ] = DEFAULT_PREPARE_TIMEOUT_S,
     heartbeat_interval: Annotated[
         float | None,
         typer.Option(
@@ -183,6 +192,7 @@ def worker(
             if job_timeout is None
             else require_positive_float(job_timeout, option="--job-timeout")
         )
+        prepare_timeout_s = require_positive_float(prepare_timeout, option="--prepare-timeout")
         worker_name = require_text(name, option="--name") if name is not None else _host_name()
         if workspace is not None and not workspace.is_dir():
             raise BadInput(f"--workspace must be an existing directory (got {str(workspace)!r})")
@@ -192,6 +202,7 @@ def worker(
             capacity=capacity,
             command=command,
             prepare_command=prepare_command,
+            prepare_timeout_s=prepare_timeout_s,
             job_timeout_s=timeout_s,
             device=device,
             project=project,

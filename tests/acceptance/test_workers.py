@@ -303,6 +303,24 @@ async def test_prepare_failure_sends_the_group_to_another_worker(
     assert await healthy.wait() == 0
 
 
+async def test_a_hung_prepare_command_is_killed_and_the_group_handed_back(
+    api: Api, pool: asyncpg.Pool, fleet: Fleet
+) -> None:
+    hung = await fleet.start(
+        "hung", command="true", extra=("--prepare-command", "sleep 600", "--prepare-timeout", "1")
+    )
+    await submit(api, "v8", ["tests/a.spec.ts"])
+    error = await eventually(
+        lambda: pool.fetchval("SELECT error FROM job_attempts WHERE outcome = 'error'"),
+        what="the hung prepare to be given up",
+    )
+    assert "the prepare command timed out after 1 s" in error
+    # An infrastructure error: the job is retried (on this worker or another), not failed.
+    assert await pool.fetchval("SELECT status::text FROM jobs") in ("PENDING", "ASSIGNED")
+    hung.send(signal.SIGTERM)
+    assert await hung.wait() == 0
+
+
 async def test_bad_worker_options_get_one_line_and_exit_2(api: Api, fleet: Fleet) -> None:
     answer = await run_cli_async("worker", "--target", "emulator", env=fleet.env())
     assert answer.code == 2

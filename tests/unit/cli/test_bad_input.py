@@ -58,6 +58,14 @@ A_UUID = "123e4567-e89b-12d3-a456-426614174000"
         ),
         (("status", f"--job-id={A_UUID}", "--interval=0"), "Error: --interval must be"),
         (
+            ("worker", "--target=emulator", "--command=true", "--heartbeat-interval=inf"),
+            "Error: --heartbeat-interval must be a number of seconds above 0 (got inf)",
+        ),
+        (
+            ("worker", "--target=emulator", "--command=true", "--prepare-timeout=0"),
+            "Error: --prepare-timeout must be a number of seconds above 0 (got 0)",
+        ),
+        (
             ("list", "--org-id=q", "--status=DONE"),
             "Error: --status must be one of PENDING, ASSIGNED",
         ),
