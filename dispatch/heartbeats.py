@@ -4,14 +4,20 @@
 whether the lease is lost, which jobs the service cancelled, and one cancel event per job.
 `keep_alive` renews the lease every `interval_s`; when the service says the lease is gone
 (409 `stale_lease`) it marks the lease lost, which stops the running job; the job ids the
-service lists as cancelled stop those jobs (or keep them from starting).
+service lists as cancelled stop those jobs (or keep them from starting). While the service
+cannot be reached the lease is kept until it has run out (by this host's clock, plus
+`CLOCK_SLACK_S` for a clock that differs from the service's): then it is lost too, so that
+a worker does not resend results, or try to hand the group back, for ever; the service has
+given the jobs to another worker by then (`docs/reliability.md`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
+from datetime import datetime
 from uuid import UUID
 
 from dispatch.backoff import Backoff
@@ -20,12 +26,15 @@ from qgjob.worker_api import ClaimedGroup, WorkerApi
 
 logger = logging.getLogger(__name__)
 
+CLOCK_SLACK_S = 10.0
+
 
 class Lease:
     """What this worker knows about its lease on one group."""
 
     def __init__(self, group: ClaimedGroup) -> None:
         self.group = group
+        self.expires_at: datetime = group.lease_expires_at  # the service's last word
         self.lost = asyncio.Event()
         self.cancelled: set[UUID] = set()
         self._job_cancels: dict[UUID, asyncio.Event] = {}
@@ -79,6 +88,9 @@ async def keep_alive(api: WorkerApi, lease: Lease, *, interval_s: float) -> None
             lease.lose("the service says the lease expired or was superseded")
             return
         except TransientError as exc:
+            if time.time() > lease.expires_at.timestamp() + CLOCK_SLACK_S:
+                lease.lose(f"the lease ran out while the service could not be reached ({exc})")
+                return
             delay = retry.next_delay()
             logger.warning(
                 "heartbeat failed group_id=%s retry_in_s=%.2f error=%s", lease.group_id, delay, exc
@@ -89,4 +101,5 @@ async def keep_alive(api: WorkerApi, lease: Lease, *, interval_s: float) -> None
             return
         retry.reset()
         delay = interval_s
+        lease.expires_at = renewal.lease_expires_at
         lease.note_cancelled(renewal.cancelled_job_ids)
