@@ -210,10 +210,10 @@ class AdbExecutor:
             if self._serial is not None:
                 if listed.get(self._serial, AdbDevice(self._serial, "gone")).state == "device":
                     return self._serial
-                gone = listed.get(self._serial)
+                serial, gone = self._serial, listed.get(self._serial)
                 await self._release_device()  # another worker may have it when it is back
                 raise InfrastructureError(
-                    f"device {self._serial} is {gone.state if gone else 'no longer attached'}",
+                    f"device {serial} is {gone.state if gone else 'no longer attached'}",
                     code="device_lost",
                 )
             wanted = self.options.device
@@ -239,6 +239,12 @@ class AdbExecutor:
                     self._serial, self._serial_fd = serial, fd
                     logger.info("device chosen serial=%s", serial)
                     return serial
+            if not candidates:
+                raise InfrastructureError(
+                    f"no usable device: adb devices -l lists {_listing(listed.values())}"
+                    f"{_remedy(listed.values())}",
+                    code="no_usable_device",
+                )
             raise InfrastructureError(
                 f"no free device: adb devices -l lists {_listing(listed.values())}, and the "
                 "usable ones are held by other workers on this host",
@@ -326,6 +332,22 @@ class AdbExecutor:
                 code="adb_timeout",
             )
         return done
+
+
+# What to do about a device adb lists in a state that cannot run tests.
+_REMEDIES = {
+    "unauthorized": "accept the USB debugging prompt on the device",
+    "offline": "reconnect it or restart adb (adb kill-server)",
+    "no permissions": "give this user access to the USB device (udev rules)",
+}
+
+
+def _remedy(devices: Iterable[AdbDevice]) -> str:
+    """`; <serial> is <state>: <what to do>` for each listed device that is not usable."""
+    found = [
+        f"; {d.serial} is {d.state}: {_REMEDIES[d.state]}" for d in devices if d.state in _REMEDIES
+    ]
+    return "".join(found)
 
 
 def _listing(devices: Iterable[AdbDevice]) -> str:

@@ -214,10 +214,26 @@ async def test_a_device_that_goes_away_fails_the_next_group(lab: Lab) -> None:
     executor = lab.executor()
     await executor.prepare(group("tests/login.spec.ts", target=Target.EMULATOR, build=lab.build))
     lab.devices(FakeDevice("emulator-5554", state="offline"))
-    with pytest.raises(InfrastructureError, match="offline"):
+    with pytest.raises(InfrastructureError, match=r"^device emulator-5554 is offline$"):
         await executor.prepare(
             group("tests/login.spec.ts", target=Target.EMULATOR, build=lab.build)
         )
+    # Nothing usable left: the error says so, and what to do, not "held by other workers".
+    with pytest.raises(InfrastructureError) as caught:
+        await executor.prepare(
+            group("tests/login.spec.ts", target=Target.EMULATOR, build=lab.build)
+        )
+    assert caught.value.code == "no_usable_device"
+    assert "emulator-5554 is offline: reconnect it or restart adb" in caught.value.reason
+    await executor.close()
+
+
+async def test_an_unauthorized_device_says_to_accept_the_prompt(lab: Lab) -> None:
+    lab.devices(FakeDevice("R58M123ABC", state="unauthorized"))
+    executor = lab.executor()
+    with pytest.raises(InfrastructureError) as caught:
+        await executor.prepare(group("tests/login.spec.ts", target=Target.DEVICE, build=lab.build))
+    assert "R58M123ABC is unauthorized: accept the USB debugging prompt" in caught.value.reason
     await executor.close()
 
 
