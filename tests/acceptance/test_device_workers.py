@@ -85,6 +85,19 @@ async def start(
     return await worker.start()
 
 
+async def run_ended(pool: asyncpg.Pool, run_id: str) -> None:
+    """Wait until every job of the run has ended."""
+
+    async def ended() -> bool:
+        live = await pool.fetchval(
+            "SELECT count(*) FROM jobs WHERE run_id = $1 AND status NOT IN ('COMPLETED', 'FAILED')",
+            run_id,
+        )
+        return live == 0
+
+    await eventually(ended, what=f"the jobs of run {run_id} to end", timeout_s=WAIT_S)
+
+
 async def adb_worker_env(api: Api, tmp_path: Path, state: Path) -> dict[str, str]:
     """What an adb worker on this host is started with: fake adb on `state`, fake npx."""
     return child_env(
@@ -164,14 +177,7 @@ async def test_a_spec_missing_from_the_project_fails_at_once(
     run = await submit(api, ["tests/login.spec.ts", "tests/nope.spec.ts"], "emulator")
     ids = {job["test_path"]: job["job_id"] for job in run["jobs"]}
 
-    async def both_ended() -> bool:
-        live = await pool.fetchval(
-            "SELECT count(*) FROM jobs WHERE run_id = $1 AND status NOT IN ('COMPLETED', 'FAILED')",
-            run["run_id"],
-        )
-        return live == 0
-
-    await eventually(both_ended, what="both jobs to end", timeout_s=WAIT_S)
+    await run_ended(pool, run["run_id"])
     missing = await pool.fetchrow(
         "SELECT status::text, outcome::text, attempts, error FROM jobs WHERE job_id = $1",
         ids["tests/nope.spec.ts"],
@@ -199,14 +205,7 @@ async def test_a_build_the_executor_cannot_install_fails_the_group_at_once(
     await start(workers, tmp_path, "android-only", [*args, "--device", "emulator-5554"], env)
     run = await submit(api, ["tests/login.spec.ts", "tests/search.spec.ts"], "emulator")
 
-    async def ended() -> bool:
-        live = await pool.fetchval(
-            "SELECT count(*) FROM jobs WHERE run_id = $1 AND status NOT IN ('COMPLETED', 'FAILED')",
-            run["run_id"],
-        )
-        return live == 0
-
-    await eventually(ended, what="the jobs to end", timeout_s=WAIT_S)
+    await run_ended(pool, run["run_id"])
     jobs = await pool.fetch(
         "SELECT status::text, outcome::text, attempts, error FROM jobs WHERE run_id = $1",
         run["run_id"],

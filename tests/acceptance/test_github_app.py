@@ -273,6 +273,16 @@ def push_of(sha: str, branch: str, *, before: str = "0" * 40) -> dict[str, Any]:
     return push
 
 
+async def pushed_and_running(
+    rig: GitHubRig, sha: str, branch: str, *, before: str = "0" * 40
+) -> str:
+    """A commit of the specs on `branch`, pushed and run: its sha."""
+    add_commit(rig.state.repos[REPO.lower()], sha, SPECS, config=CONFIG, branch=branch)
+    await rig.deliver("push", push_of(sha, branch, before=before), delivery_id=f"push-{sha[:7]}")
+    assert (await rig.processed(f"push-{sha[:7]}")).startswith("run ")
+    return sha
+
+
 async def statuses_of(rig: GitHubRig, sha: str) -> list[str]:
     rows = await rig.pool.fetch(
         "SELECT DISTINCT j.status::text FROM jobs j JOIN runs r USING (run_id) "
@@ -312,28 +322,20 @@ async def test_a_check_suite_processed_first_is_filtered_and_supersedes_as_its_p
 async def test_a_pull_request_processed_before_the_push_supersedes_the_push_run(
     rig: GitHubRig,
 ) -> None:
-    repo: FakeRepo = rig.state.repos[REPO.lower()]
-    first = add_commit(repo, "a" * 40, SPECS, config=CONFIG, branch="changes")
-    await rig.deliver("push", push_of(first, "changes"), delivery_id="push-a")
-    assert (await rig.processed("push-a")).startswith("run ")
+    first = await pushed_and_running(rig, "a" * 40, "changes")
     # Pull request #2 (head: changes) moves to PR_SHA; its event comes before the push's.
     await rig.deliver("pull_request", payload("pull_request/synchronize"), delivery_id="sync")
     assert (await rig.processed("sync")).startswith("run ")
     assert await statuses_of(rig, first) == ["CANCELLED"]
     # And the other way round: the push of the next commit supersedes the pull request's run.
-    third = add_commit(repo, "c" * 40, SPECS, config=CONFIG, branch="changes")
-    await rig.deliver("push", push_of(third, "changes", before=PR_SHA), delivery_id="push-c")
-    assert (await rig.processed("push-c")).startswith("run ")
+    await pushed_and_running(rig, "c" * 40, "changes", before=PR_SHA)
     assert await statuses_of(rig, PR_SHA) == ["CANCELLED"]
 
 
 async def test_a_fork_pull_request_does_not_supersede_the_branch_of_the_same_name(
     rig: GitHubRig,
 ) -> None:
-    repo: FakeRepo = rig.state.repos[REPO.lower()]
-    first = add_commit(repo, "a" * 40, SPECS, config=CONFIG, branch="changes")
-    await rig.deliver("push", push_of(first, "changes"), delivery_id="push-a")
-    assert (await rig.processed("push-a")).startswith("run ")
+    first = await pushed_and_running(rig, "a" * 40, "changes")
     forked = fork_pull_request()  # head: the branch "changes" of another repository
     assert forked["pull_request"]["head"]["ref"] == "changes"
     await rig.deliver("pull_request", forked, delivery_id="fork")
