@@ -194,6 +194,12 @@ class BrowserStackApi:
                     "BROWSERSTACK_ACCESS_KEY on the worker",
                     code="browserstack_unauthorized",
                 )
+            if response.status_code in (400, 422):  # the request itself: the same anywhere
+                raise JobError(
+                    f"BrowserStack refused the {what}: HTTP {response.status_code} "
+                    f"{response.text.strip()[:300]}",
+                    code=f"browserstack_http_{response.status_code}",
+                )
             if response.status_code == 429 and attempt < _RATE_LIMIT_TRIES:
                 delay = _retry_after(response)
                 logger.warning("browserstack 429 on %s: waiting %.1f s", what, delay)

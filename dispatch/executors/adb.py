@@ -61,6 +61,12 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_ADB = "adb"
 CONFLICTS = ("INSTALL_FAILED_UPDATE_INCOMPATIBLE", "INSTALL_FAILED_VERSION_DOWNGRADE")
+# Install failures that come from the build itself: any device refuses it the same way.
+_BAD_BUILD = (
+    "INSTALL_PARSE_FAILED_",
+    "INSTALL_FAILED_INVALID_APK",
+    "INSTALL_FAILED_NO_CERTIFICATES",
+)
 _BOOT_POLL_S = 1.0
 _KEPT_GROUPS = 32
 WITHHELD_ENV = ("QGJOB_TOKEN",)
@@ -297,9 +303,10 @@ class AdbExecutor:
             if failure is None:
                 return
             code, detail = failure
-        raise InfrastructureError(
-            f"install on {serial} failed: {code}" + (f" ({detail})" if detail else ""), code=code
-        )
+        reason = f"install on {serial} failed: {code}" + (f" ({detail})" if detail else "")
+        if code.startswith(_BAD_BUILD):
+            raise JobError(f"{reason}: the build cannot be installed on any device", code=code)
+        raise InfrastructureError(reason, code=code)
 
     async def _install_once(self, serial: str, apk: Path) -> tuple[str, str] | None:
         done = await self._adb(

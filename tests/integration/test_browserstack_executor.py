@@ -199,6 +199,17 @@ async def test_refused_credentials_are_a_job_error_naming_them(bench: Bench) -> 
     assert "wrong" not in caught.value.reason
 
 
+async def test_a_build_browserstack_refuses_is_a_job_error(bench: Bench) -> None:
+    # BrowserStack answers 422 for a file it cannot run: uploading it again anywhere
+    # would be refused the same way, so the jobs fail at once (not max_attempts times).
+    build = bench.builds.add("release-14", b"")  # an empty file: BrowserStack's 422
+    with pytest.raises(JobError, match="BROWSERSTACK_INVALID_FILE_TYPE") as caught:
+        await bench.executor().prepare(
+            group("tests/spec00.spec.ts", target=Target.BROWSERSTACK, build=build)
+        )
+    assert caught.value.code == "browserstack_http_422"
+
+
 async def test_a_429_is_waited_out(bench: Bench) -> None:
     state = bench.cloud.state
     offset = [-59.0]

@@ -166,6 +166,16 @@ async def test_an_install_failure_is_an_infrastructure_error_naming_the_reason(l
     await executor.close()
 
 
+async def test_a_build_no_device_can_install_is_a_job_error(lab: Lab) -> None:
+    code = "INSTALL_PARSE_FAILED_NO_CERTIFICATES"
+    lab.devices(FakeDevice("R58", install_failures=[code]))
+    executor = lab.executor(Target.DEVICE, device="R58")
+    with pytest.raises(JobError, match="cannot be installed on any device") as caught:
+        await executor.prepare(group("tests/login.spec.ts", target=Target.DEVICE, build=lab.build))
+    assert caught.value.code == code
+    await executor.close()
+
+
 async def test_a_signature_conflict_is_uninstalled_and_retried_once(lab: Lab) -> None:
     sticky = {"code": "INSTALL_FAILED_UPDATE_INCOMPATIBLE", "until": "uninstall"}
     lab.devices(FakeDevice("R58", install_failures=[sticky]))
