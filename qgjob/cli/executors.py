@@ -8,6 +8,7 @@ BrowserStack executor keeps its uploads on the service through it).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -92,8 +93,12 @@ def check(choice: ExecutorChoice, env: Mapping[str, str]) -> None:
         raise BadInput(f"--command and --prepare-command are for --executor local, not {kind}")
     if choice.retries < 0:
         raise BadInput(f"--retries must be 0 or more (got {choice.retries})")
-    if choice.test_timeout_s <= 0:
+    if not 0 < choice.test_timeout_s < math.inf:
         raise BadInput("--test-timeout must be a positive number of seconds")
+    if not 0 < choice.boot_timeout_s < math.inf:
+        raise BadInput(
+            f"--boot-timeout must be a number of seconds above 0 (got {choice.boot_timeout_s:g})"
+        )
     if choice.workspace is not None and not (choice.workspace / "appwright.config.ts").is_file():
         raise BadInput(
             f"--workspace must be an AppWright project (a directory with appwright.config.ts); "

@@ -217,6 +217,8 @@ def worker(
         cache_bytes = parse_size(build_cache_size, option="--build-cache-size")
         cache_root = default_cache_dir()
         builds_dir = build_cache or cache_root / "builds"
+        if builds_dir.exists() and not builds_dir.is_dir():
+            raise BadInput(f"--build-cache must be a directory (got the file {str(builds_dir)!r})")
         from dispatch.agent import Agent, AgentConfig, serve
         from dispatch.buildcache import BuildCache
         from dispatch.executors.local import LocalExecutor

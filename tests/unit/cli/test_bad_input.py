@@ -62,6 +62,10 @@ A_UUID = "123e4567-e89b-12d3-a456-426614174000"
             "Error: --heartbeat-interval must be a number of seconds above 0 (got inf)",
         ),
         (
+            ("worker", "--target=emulator", "--executor=adb", "--boot-timeout=-5"),
+            "Error: --boot-timeout must be a number of seconds above 0 (got -5)",
+        ),
+        (
             ("worker", "--target=emulator", "--command=true", "--prepare-timeout=0"),
             "Error: --prepare-timeout must be a number of seconds above 0 (got 0)",
         ),
@@ -88,6 +92,20 @@ def test_usage_errors_exit_2(
     assert one_error_line(result).startswith(expected)
     assert result.stdout == ""
     assert state.requests == []  # refused before anything was sent
+
+
+def test_a_build_cache_that_is_a_file_is_refused(
+    cli: Cli, state: StandinState, tmp_path: Path
+) -> None:
+    taken = tmp_path / "builds"
+    taken.write_text("not a directory")
+    result = cli("worker", "--target=emulator", "--command=true", f"--build-cache={taken}")
+    assert result.exit_code == 2, result.output
+    assert (
+        one_error_line(result)
+        == f"Error: --build-cache must be a directory (got the file {str(taken)!r})"
+    )
+    assert state.requests == []
 
 
 def test_bad_server_url_is_a_usage_error(cli: Cli) -> None:
