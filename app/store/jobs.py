@@ -235,7 +235,7 @@ _GROUP_FIELDS = ("group_status", "install_ms", "group_worker_id", "worker_name")
 async def get_run(conn: Conn, run_id: uuid.UUID, *, org_scope: str | None) -> Wire | None:
     """The run, its counts, and its jobs arranged as the groups that ran them; jobs
     not dispatched yet (or waiting for a retry) sit in a WAITING group per key, and jobs
-    cancelled before they were ever dispatched in a CANCELLED one."""
+    cancelled before any worker took them (no attempt) in a CANCELLED one."""
     run = await conn.fetchrow(_GET_RUN, run_id, org_scope)
     if run is None:
         return None
@@ -246,7 +246,7 @@ async def get_run(conn: Conn, run_id: uuid.UUID, *, org_scope: str | None) -> Wi
         info = {name: job.pop(name) for name in _GROUP_FIELDS}
         jobs.append(job)
         dispatched = job["group_id"] is not None and job["status"] != "PENDING"
-        never = job["status"] == "CANCELLED" and job["started_at"] is None
+        never = job["status"] == "CANCELLED" and job["attempts"] == 0
         dispatched = dispatched and not never
         group_id = job["group_id"] if dispatched else None
         undispatched = "CANCELLED" if never else "WAITING"

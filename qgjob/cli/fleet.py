@@ -101,7 +101,10 @@ def run_tree(run: Run) -> Tree:
 
 
 def _group_label(group: RunGroup, lease: GroupLease) -> Text:
-    which = f"Group {str(lease.group_id)[:8]}" if lease.group_id else "Not dispatched yet"
+    which = f"Group {str(lease.group_id)[:8]}" if lease.group_id else "Waiting for a worker"
+    retries = sum(1 for job in group.jobs if job.attempts > 0)
+    if lease.status == "WAITING" and retries:
+        which += f" ({retries} to retry)"
     if lease.status == "CANCELLED":
         which = "Cancelled before dispatch"
     label = Text.assemble(

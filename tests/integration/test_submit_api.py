@@ -10,6 +10,8 @@ import httpx
 import pytest
 
 from app.api.schemas import Job, JobPage, Run, Stats
+from qgjob.types import Target
+from qgjob.worker_api import WorkerApi
 from tests.conftest import Api
 
 JOB = {"org_id": "qualgent", "app_version_id": "xyz123", "test_path": "tests/onboarding.spec.js"}
@@ -253,6 +255,24 @@ async def test_cancel_job_and_run(api: Api) -> None:
     assert (group["status"], group["group_id"], group["worker_id"]) == ("CANCELLED", None, None)
     assert {j["job_id"] for j in group["jobs"]} == {first["job_id"], second["job_id"]}
     assert stats.jobs.cancelled == 2 and stats.jobs.pending == 0
+
+
+async def test_a_run_cancelled_while_its_group_prepares_shows_the_group(api: Api) -> None:
+    body = {"org_id": "qualgent", "app_version_id": "v5", "tests": ["a.spec.ts"]}
+    async with api.client() as client:
+        run = (await client.post("/v1/runs", json=body)).json()
+    async with WorkerApi(api.url, api.admin_token) as worker:
+        worker_id = await worker.register(
+            name="preparing", target_types=[Target.EMULATOR], labels={}, capacity=1
+        )
+        group = await worker.claim(worker_id, wait_s=2.0)  # leased; no job started yet
+    assert group is not None
+    async with api.client() as client:
+        await client.post(f"/v1/runs/{run['run_id']}/cancel")
+        shown = (await client.get(f"/v1/runs/{run['run_id']}")).json()
+    (leased,) = shown["groups"]  # the group it was leased in, not "cancelled before dispatch"
+    assert (leased["group_id"], leased["worker_name"]) == (str(group.group_id), "preparing")
+    assert [j["status"] for j in leased["jobs"]] == ["CANCELLED"]
 
 
 async def test_openapi_documents_every_route(api: Api) -> None:

@@ -27,11 +27,17 @@ def _undispatched(status: str, *jobs: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_jobs_cancelled_before_dispatch_are_not_shown_as_waiting() -> None:
-    cancelled = job("tests/a.spec.ts", "CANCELLED", None)
-    waiting = job("tests/b.spec.ts", "PENDING", None)
-    shown = run_of(cancelled, waiting, status="CANCELLED").model_dump(mode="json")
-    shown["groups"] = [_undispatched("CANCELLED", cancelled), _undispatched("WAITING", waiting)]
+    cancelled = job("tests/a.spec.ts", "CANCELLED", None, attempts=0)
+    waiting = job("tests/b.spec.ts", "PENDING", None, attempts=0)
+    retry = job("tests/c.spec.ts", "PENDING", None, attempts=1)  # its worker was lost
+    shown = run_of(cancelled, waiting, retry, status="CANCELLED").model_dump(mode="json")
+    shown["groups"] = [
+        _undispatched("CANCELLED", cancelled),
+        _undispatched("WAITING", waiting, retry),
+    ]
     out = io.StringIO()
     Console(file=out, width=200, color_system=None).print(run_tree(Run.model_validate(shown)))
     assert "Cancelled before dispatch · app v1 · emulator · worker - · CANCELLED" in out.getvalue()
-    assert "Not dispatched yet · app v1 · emulator · worker - · WAITING" in out.getvalue()
+    assert "Waiting for a worker (1 to retry) · app v1 · emulator · worker - · WAITING" in (
+        out.getvalue()
+    )
