@@ -58,6 +58,7 @@ class Outbox:
         self._idle = asyncio.Event()
         self._idle.set()
         self._most = MAX_BATCH_EVENTS  # fewer after a 413, until a batch goes through
+        self._dropped = 0  # events the service refused for good
 
     def put(self, event: GroupEvent) -> None:
         if self.lease.lost.is_set():
@@ -67,7 +68,8 @@ class Outbox:
         self._wake.set()
 
     async def flushed(self) -> bool:
-        """Wait until every event is acknowledged or the lease is lost; True if all went."""
+        """Wait until every event is acknowledged or the lease is lost; True if all went
+        (none refused, none left behind by a lost lease)."""
         self._hurry.set()
         lost = asyncio.ensure_future(self.lease.lost.wait())
         idle = asyncio.ensure_future(self._idle.wait())
@@ -76,7 +78,7 @@ class Outbox:
         finally:
             lost.cancel()
             idle.cancel()
-        return not self._pending
+        return not self._pending and not self._dropped and not self.lease.lost.is_set()
 
     async def run(self) -> None:
         """Send queued events until cancelled (cancel it only once `flushed()`)."""
@@ -159,6 +161,7 @@ class Outbox:
             "results refused group_id=%s events=%d error=%r", self.lease.group_id, len(batch), exc
         )
         del self._pending[: len(batch)]
+        self._dropped += len(batch)
 
 
 def _log_bytes(event: GroupEvent) -> int:
