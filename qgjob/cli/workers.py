@@ -8,6 +8,7 @@ service: the fleet, a job's captured output, and a run as the tree of groups tha
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import sys
@@ -240,6 +241,18 @@ def worker(
             needs_build=needs_build or choice.needs_build,
         )
         _configure_logging(settings)
+        root = choice.project_root()
+        if (
+            kind is not ExecutorKind.LOCAL
+            and workspace is None
+            and root is not None
+            and not (root / "appwright.config.ts").is_file()
+        ):
+            logging.getLogger(__name__).warning(
+                "no --workspace, and %s is not an AppWright project (no appwright.config.ts): "
+                "only runs that name a repository the service can read will find their specs",
+                root,
+            )
 
         async def go() -> int:
             watch_children_with_pidfds()

@@ -339,6 +339,17 @@ async def test_bad_worker_options_get_one_line_and_exit_2(api: Api, fleet: Fleet
     )
     assert refused.code == 1
     assert "refused the credentials" in refused.stderr.splitlines()[-1]
+    # An adb worker with nowhere to find specs (the repository's root has no AppWright
+    # project) says so as it starts.
+    lost = await run_cli_async(
+        "worker",
+        "--target=emulator",
+        "--executor=adb",
+        env={**fleet.env(), "QGJOB_TOKEN": "qgj_not_a_token"},
+        timeout_s=30,
+    )
+    assert lost.code == 1
+    assert "is not an AppWright project (no appwright.config.ts)" in lost.stderr
 
 
 async def test_a_second_sigint_stops_at_once_and_kills_the_job(
