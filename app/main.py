@@ -46,6 +46,7 @@ from app.observability import ObservabilityMiddleware
 from app.openapi import build_openapi
 from app.policy import policy_from_settings
 from app.reaper import reap_forever
+from app.sanity import RefuseControlCharacters
 from app.schema import missing_migrations
 from app.services import Services
 from app.sources import NoSourceAccess, SourceAccess
@@ -93,7 +94,11 @@ def create_app(
     return Starlette(
         routes=routes,
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[Middleware(ObservabilityMiddleware), Middleware(CompressPages)],
+        middleware=[
+            Middleware(ObservabilityMiddleware),
+            Middleware(RefuseControlCharacters),
+            Middleware(CompressPages),
+        ],
         lifespan=lifespan,
     )
 

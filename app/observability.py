@@ -43,7 +43,7 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         given = _header(scope, REQUEST_ID_HEADER)
-        request_id = given if given and _SANE_ID.match(given) else uuid.uuid4().hex
+        request_id = given if given and _SANE_ID.fullmatch(given) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500

@@ -87,7 +87,7 @@ class BlobStorage(Protocol):
 
 def check_key(key: str) -> str:
     """Keys are sha256 hex digests, and nothing else reaches the file system."""
-    if not _KEY.match(key):
+    if not _KEY.fullmatch(key):
         raise ValueError(f"not a storage key (a sha256 hex digest): {key!r}")
     return key
 

@@ -91,7 +91,7 @@ class BuildCache:
     async def fetch(self, build: ClaimedBuild) -> Path:
         """The local path of `build`, downloaded and verified if this host lacks it."""
         sha = build.sha256.lower()
-        if not _SHA256.match(sha):
+        if not _SHA256.fullmatch(sha):
             raise JobError(f"build {build.app_version_id} has no valid sha256: {sha!r}")
         for sub in ("blobs", "locks", "tmp"):  # made on first use, not by every worker start
             (self.directory / sub).mkdir(parents=True, exist_ok=True)

@@ -130,9 +130,9 @@ class Sources:
 
     async def checkout(self, source: JobSource) -> Project:
         repo, sha = source.repo, source.head_sha or ""
-        if not _REPO.match(repo) or ".." in repo.split("/"):
+        if not _REPO.fullmatch(repo) or ".." in repo.split("/"):
             raise JobError(f"the run's repository {repo!r} is not an owner/name")
-        if not _SHA.match(sha):
+        if not _SHA.fullmatch(sha):
             raise JobError(f"the run's source {repo} has no commit sha to check out")
         for sub in ("checkouts", "deps", "tmp", "locks"):  # made on first use
             (self.cache_dir / sub).mkdir(parents=True, exist_ok=True)

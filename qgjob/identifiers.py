@@ -13,7 +13,7 @@ MAX_TEST_PATH = 1024
 
 
 def check_org_id(value: str) -> str:
-    if not ORG_ID_RE.match(value):
+    if not ORG_ID_RE.fullmatch(value):
         raise ValueError(
             "org_id must be 1-64 characters of letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
@@ -22,7 +22,7 @@ def check_org_id(value: str) -> str:
 
 
 def check_app_version_id(value: str) -> str:
-    if not APP_VERSION_ID_RE.match(value):
+    if not APP_VERSION_ID_RE.fullmatch(value):
         raise ValueError(
             "app_version_id must be 1-128 characters of letters, digits, '.', '_', '+', ':' "
             "or '-', starting with a letter or digit"

@@ -32,9 +32,16 @@ def decode_json(raw: bytes) -> Any:
     if not raw.strip():
         raise BadRequest("request body is empty; send a JSON object")
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise BadRequest("request body is not valid JSON: it is nested too deeply") from None
+
+
+def _not_json(name: str) -> Any:
+    """NaN and Infinity, which Python's JSON reader accepts and JSON does not have."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def validate(model: type[M], data: Any) -> M:

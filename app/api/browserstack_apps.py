@@ -150,7 +150,7 @@ async def _caller(request: Request) -> tuple[Services, Principal]:
 
 def _key(request: Request, principal: Principal, org_id: str, account: str) -> store.AppKey:
     sha256 = request.path_params["sha256"]
-    if not _SHA256.match(sha256):
+    if not _SHA256.fullmatch(sha256):
         raise InvalidInput("sha256 must be 64 lower-case hex digits", field="sha256")
     if not principal.sees(org_id):
         raise NotFound(f"build {sha256} has no BrowserStack upload for account {account}")

@@ -182,7 +182,7 @@ async def _upload(request: Request, services: Services, principal: Principal) ->
 
 
 def _is_sha256(value: str) -> bool:
-    return re.match(SHA256_PATTERN, value) is not None
+    return re.fullmatch(SHA256_PATTERN, value) is not None
 
 
 async def _drop_unused(services: Services, key: str | None) -> None:

@@ -420,7 +420,7 @@ class ExternalBuild(_Strict):
     app_version_id: AppVersionId
     url: str = Field(max_length=2048, pattern=r"^https?://[^\s]+$")
     sha256: str = Field(pattern=SHA256_PATTERN)
-    size: int = Field(default=0, ge=0, description="In bytes; 0 when unknown.")
+    size: int = Field(default=0, ge=0, le=2**63 - 1, description="In bytes; 0 when unknown.")
     filename: BuildFilename | None = Field(
         default=None, description="Default: the last segment of the url's path."
     )

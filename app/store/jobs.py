@@ -187,8 +187,11 @@ def encode_cursor(created_at: str, job_id: str) -> str:
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     """Raises ValueError when the cursor is not one this service handed out."""
-    created_at, job_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    return datetime.fromisoformat(created_at), uuid.UUID(job_id)
+    try:
+        created_at, job_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(created_at), uuid.UUID(job_id)
+    except (TypeError, AttributeError, RecursionError) as exc:  # decoded, but not our shape
+        raise ValueError(f"not a cursor of this service: {exc}") from exc
 
 
 async def list_jobs(

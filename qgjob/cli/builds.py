@@ -162,7 +162,7 @@ def _checked_sha256(raw: str | None) -> str | None:
     if raw is None:
         return None
     value = raw.strip()
-    if not _SHA256.match(value):
+    if not _SHA256.fullmatch(value):
         raise BadInput(f"--sha256 must be 64 hexadecimal digits (got {raw!r})")
     return value.lower()
 

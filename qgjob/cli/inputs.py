@@ -131,12 +131,12 @@ def require_commit(repo: str | None, ref: str | None, head_sha: str | None) -> C
             raise BadInput(f"{given} needs --repo (the repository it is a commit of)")
         return None
     name = require_text(repo, option="--repo")
-    if not _REPO.match(name):
+    if not _REPO.fullmatch(name):
         raise BadInput(f"--repo must look like OWNER/NAME, e.g. acme/shop (got {repo!r})")
     if ref is not None and not 0 < len(ref.strip()) <= 255:
         raise BadInput(f"--ref must be 1 to 255 characters, e.g. refs/heads/main (got {ref!r})")
     sha = None if head_sha is None else head_sha.strip()
-    if sha is not None and not _SHA.match(sha):
+    if sha is not None and not _SHA.fullmatch(sha):
         raise BadInput(
             f"--head-sha must be a commit SHA: 7 to 64 lowercase hex digits (got {head_sha!r})"
         )
