@@ -96,6 +96,9 @@ def claimed_build(org_id: str, found: str | None) -> Wire | None:
 
 
 _LOCK_EXISTING = _GET + " FOR UPDATE"
+# Saves of one app version take turns, a first one too (FOR UPDATE locks no row yet): two
+# concurrent first uploads must not both answer `created` and leave one blob unreferenced.
+_LOCK_APP_VERSION = "SELECT pg_advisory_xact_lock(hashtextextended('build/' || $1 || '/' || $2, 0))"
 _ENSURE_ORG = "INSERT INTO orgs (org_id) VALUES ($1) ON CONFLICT DO NOTHING"
 _UPSERT = f"""
 INSERT INTO builds (org_id, app_version_id, platform, filename, size, sha256, storage_key,
@@ -110,14 +113,18 @@ RETURNING {BUILD_COLUMNS}
 
 
 async def save_build(conn: TxConn, new: NewBuild) -> Saved:
-    """Register `new` for its app version: idempotent for the same content, a replacement
-    for different content. Call inside a transaction."""
+    """Register `new` for its app version: idempotent for the same build (content, where it
+    is kept, its name and platform), a replacement otherwise. Call inside a transaction."""
     await conn.execute(_ENSURE_ORG, new.org_id)
+    await conn.execute(_LOCK_APP_VERSION, new.org_id, new.app_version_id)
     before = await conn.fetchrow(_LOCK_EXISTING, new.org_id, new.app_version_id)
     if (
         before is not None
         and before["sha256"] == new.sha256
         and (before["storage_key"] is None) == (new.storage_key is None)
+        and before["external_url"] == new.external_url
+        and before["filename"] == new.filename
+        and before["platform"] == new.platform.value
     ):
         return Saved(to_build_wire(dict(before)), created=False, changed=False, dropped_key=None)
     row = await conn.fetchrow(

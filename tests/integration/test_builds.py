@@ -16,8 +16,9 @@ import asyncpg
 import httpx
 import pytest
 
-from app.store.builds import fail_jobs_without_build, waiting_for_build
+from app.store.builds import NewBuild, Saved, fail_jobs_without_build, save_build, waiting_for_build
 from qgjob.settings import Settings
+from qgjob.types import BuildPlatform
 from tests.conftest import Api
 
 pytestmark = pytest.mark.timeout(60)
@@ -187,6 +188,40 @@ async def test_external_build_is_registered_not_stored(api: Api) -> None:
     assert download.status_code == 404 and body["url"] in download.json()["error"]["message"]
     assert nameless.status_code == 422 and nameless.json()["error"]["field"] == "filename"
     assert stored_files(api) == []
+    # The same bytes kept somewhere else (the old url went dead): the new url is the build's.
+    async with api.client() as client:
+        moved = await client.post(
+            "/v1/builds", json={**body, "url": "https://mirror.example/app.ipa"}
+        )
+        shown = await client.get("/v1/builds/ext-1", params={"org_id": ORG})
+    assert moved.json()["result"] == "replaced"
+    assert shown.json()["external_url"] == "https://mirror.example/app.ipa"
+
+
+async def test_two_first_saves_of_one_version_take_turns(pool: asyncpg.Pool) -> None:
+    # The first save has not committed when the second reads: the second must wait for it
+    # and replace it (handing back its blob to delete), not also answer "created" and leave
+    # the first blob referenced by nothing.
+    def build(key: str) -> NewBuild:
+        return NewBuild(ORG, "v9", BuildPlatform.ANDROID, "app.apk", 3, key, storage_key=key)
+
+    first, second = "1" * 64, "2" * 64
+    await pool.execute("INSERT INTO orgs (org_id) VALUES ($1)", ORG)  # an org of long standing
+    async with pool.acquire() as one, pool.acquire() as two:
+        opened = one.transaction()
+        await opened.start()
+        saved_first = await save_build(one, build(first))
+
+        async def save_second() -> Saved:
+            async with two.transaction():
+                return await save_build(two, build(second))
+
+        racing = asyncio.create_task(save_second())
+        await asyncio.sleep(0.3)  # the second save is under way, waiting on the first
+        await opened.commit()
+        saved_second = await racing
+    assert saved_first.created
+    assert (saved_second.created, saved_second.dropped_key) == (False, first)
 
 
 async def test_org_isolation(api: Api) -> None:
