@@ -25,7 +25,7 @@ from typing import Any
 
 import asyncpg
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 logger = logging.getLogger(__name__)
@@ -172,6 +172,13 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, message)
 
 
+async def handle_client_disconnect(request: Request, exc: Exception) -> Response:
+    """The client went away mid-request (an interrupted upload): nobody reads the answer,
+    and it is not an error of ours; one line, no traceback."""
+    logger.info("client disconnected method=%s path=%s", request.method, request.url.path)
+    return error_response(400, "client_disconnected", "the client disconnected mid-request")
+
+
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error method=%s path=%s", request.method, request.url.path)
     return error_response(500, "internal_error", "internal server error; see the server log")
@@ -182,5 +189,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     HTTPException: handle_http_exception,
     **dict.fromkeys(DATABASE_DOWN, handle_database_down),
     asyncpg.InterfaceError: handle_interface_error,
+    ClientDisconnect: handle_client_disconnect,
     Exception: handle_unexpected,
 }

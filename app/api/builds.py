@@ -40,7 +40,7 @@ async def post_build(request: Request) -> Response:
     principal = await authenticate(request)
     require_role(principal, Role.SUBMITTER, Role.ADMIN)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "application/json":
+    if content_type == "application/json" or content_type.endswith("+json"):
         return await _register_external(request, services, principal)
     return await _upload(request, services, principal)
 

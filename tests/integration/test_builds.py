@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -376,3 +377,28 @@ async def test_two_replicas_sweeping_at_once_fail_each_job_once(
     assert (len(by_one), len(by_two)) == (3, 0)
     failed = await pool.fetchval("SELECT count(*) FROM jobs WHERE status = 'FAILED'")
     assert failed == 3
+
+
+async def test_an_interrupted_upload_leaves_nothing_and_no_traceback(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    token = await api.token(ORG)
+    host, port = api.url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        f"POST /v1/builds?org_id={ORG}&app_version_id=cut&filename=a.apk HTTP/1.1\r\n"
+        f"Host: {host}\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Type: application/octet-stream\r\nContent-Length: 60000\r\n\r\n".encode()
+        + b"x" * 20_000
+    )
+    await writer.drain()
+    await asyncio.sleep(0.3)
+    writer.close()  # the client goes away with two thirds still to send
+    for _ in range(100):
+        if "client disconnected" in caplog.text:
+            break
+        await asyncio.sleep(0.05)
+    assert "client disconnected method=POST path=/v1/builds" in caplog.text
+    assert "unhandled error" not in caplog.text and "Traceback" not in caplog.text
+    assert stored_files(api) == []
