@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -197,6 +198,15 @@ async def test_external_build_is_registered_not_stored(api: Api) -> None:
         shown = await client.get("/v1/builds/ext-1", params={"org_id": ORG})
     assert moved.json()["result"] == "replaced"
     assert shown.json()["external_url"] == "https://mirror.example/app.ipa"
+    # A JSON body is JSON whatever its vendor type says: it is never stored as the build.
+    async with api.client() as client:
+        vendor = await client.post(
+            "/v1/builds",
+            content=json.dumps({**body, "app_version_id": "ext-2"}),
+            headers={"Content-Type": "application/vnd.api+json"},
+        )
+    assert vendor.status_code == 201 and vendor.json()["external_url"] == body["url"]
+    assert stored_files(api) == []
 
 
 async def test_two_first_saves_of_one_version_take_turns(pool: asyncpg.Pool) -> None:
