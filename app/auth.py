@@ -68,6 +68,13 @@ class TokenVerifier:
     limit: FailureLimit = field(default_factory=FailureLimit)
     _cache: dict[bytes, tuple[Principal, float]] = field(default_factory=dict)
 
+    def forget(self, token_id: object) -> None:
+        """Drop a revoked token from this process's cache at once (other replicas drop it
+        within `CACHE_TTL_S`)."""
+        for key, (principal, _) in list(self._cache.items()):
+            if principal.token_id == token_id:
+                del self._cache[key]
+
     async def verify(self, raw: str) -> Principal | None:
         key = hash_token(raw)
         hit = self._cache.get(key)

@@ -28,7 +28,7 @@ import pydantic
 
 from qgjob import __version__
 from qgjob.errors import ServerUnreachable, UnexpectedResponse, api_error_for
-from qgjob.models import Build, Commit, IssuedToken, Job, JobPage, Run, Stats
+from qgjob.models import Build, Commit, IssuedToken, Job, JobPage, Run, Stats, TokenRecord
 from qgjob.types import JobStatus, Priority, Role, RunSource, Target
 
 logger = logging.getLogger(__name__)
@@ -191,13 +191,26 @@ class QgjobClient:
         return _parse(Stats, await self._request("GET", "/v1/stats"))
 
     async def create_token(
-        self, *, org_id: str, role: Role, name: str | None = None
+        self, *, org_id: str | None, role: Role, name: str | None = None
     ) -> IssuedToken:
-        """Create an API token (admin only); its raw value is in the answer and nowhere else."""
-        body: dict[str, str] = {"org_id": org_id, "role": str(role)}
+        """Create an API token (admin only); its raw value is in the answer and nowhere else.
+        `org_id` None: a worker token that serves every org (fleet-wide admins only)."""
+        body: dict[str, str] = {"role": str(role)}
+        if org_id is not None:
+            body["org_id"] = org_id
         if name is not None:
             body["name"] = name
         return _parse(IssuedToken, await self._request("POST", "/v1/tokens", json=body))
+
+    async def list_tokens(self, *, org_id: str | None = None) -> list[TokenRecord]:
+        """The tokens an admin manages, newest first (never their raw values)."""
+        params = {} if org_id is None else {"org_id": org_id}
+        data = await self._request("GET", "/v1/tokens", params=params)
+        return [_parse(TokenRecord, item) for item in data["tokens"]]
+
+    async def revoke_token(self, token_id: UUID) -> TokenRecord:
+        """Revoke a token for good (a repeat changes nothing)."""
+        return _parse(TokenRecord, await self._request("POST", f"/v1/tokens/{token_id}/revoke"))
 
     # Builds.
 

@@ -170,8 +170,19 @@ class IssuedToken(_Record):
 
     token: str = Field(repr=False)
     token_id: str
-    org_id: str
+    org_id: str | None  # None: a worker token that serves every org
     role: Role
+
+
+class TokenRecord(_Record):
+    """A token as `GET /v1/tokens` lists it: never its raw value."""
+
+    token_id: str
+    org_id: str | None
+    role: Role
+    name: str
+    created_at: Timestamp
+    revoked_at: Timestamp | None
 
 
 class Build(_Record):

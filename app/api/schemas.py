@@ -85,9 +85,28 @@ class RunSubmission(_Strict):
 
 
 class TokenRequest(_Strict):
-    org_id: OrgId
+    org_id: OrgId | None = Field(
+        default=None,
+        description="The org the token acts for; omitted only for a worker token that serves "
+        "every org (created by a fleet-wide admin).",
+    )
     role: Role
     name: str = Field(default="", max_length=100)
+
+
+class TokenRecord(BaseModel):
+    """A token as listed: never its raw value, which only its creation answer holds."""
+
+    token_id: UUID
+    org_id: str | None
+    role: Role
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class TokenList(BaseModel):
+    tokens: list[TokenRecord]
 
 
 class WaitingReason(BaseModel):
@@ -208,7 +227,7 @@ class Stats(BaseModel):
 class CreatedToken(BaseModel):
     token: str
     token_id: UUID
-    org_id: str
+    org_id: str | None
     role: Role
 
 

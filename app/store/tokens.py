@@ -77,3 +77,28 @@ async def find_token(conn: Conn, raw: str) -> Principal | None:
     return Principal(
         token_id=row["token_id"], role=Role(row["role"]), org_id=row["org_id"], name=row["name"]
     )
+
+
+_LIST_TOKENS = """
+SELECT token_id, org_id, role::text AS role, name, created_at, revoked_at FROM api_tokens
+WHERE ($1::text IS NULL OR org_id = $1)
+ORDER BY created_at DESC, token_id
+"""
+_REVOKE = """
+UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())
+WHERE token_id = $1 AND ($2::text IS NULL OR org_id = $2)
+RETURNING token_id, org_id, role::text AS role, name, created_at, revoked_at
+"""
+
+
+async def list_tokens(conn: Conn, *, org_id: str | None) -> list[dict[str, object]]:
+    """Every token of `org_id` (None: of every org, fleet-wide ones included), newest first."""
+    return [dict(row) for row in await conn.fetch(_LIST_TOKENS, org_id)]
+
+
+async def revoke_token(
+    conn: Conn, token_id: uuid.UUID, *, org_scope: str | None
+) -> dict[str, object] | None:
+    """Revoke the token (again: nothing changes); None when it is unknown to `org_scope`."""
+    row = await conn.fetchrow(_REVOKE, token_id, org_scope)
+    return None if row is None else dict(row)

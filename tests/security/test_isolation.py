@@ -43,9 +43,17 @@ class Alpha:
     lease_token: int
     sha256: str  # of alpha's build, uploaded to BrowserStack by alpha's worker
     bs_lease_id: str  # alpha's BrowserStack upload lease, still held
+    token_id: str  # one of alpha's API tokens
 
     def ids(self) -> set[str]:
-        return {self.run_id, self.job_id, self.worker_id, self.group_id, self.bs_lease_id}
+        return {
+            self.run_id,
+            self.job_id,
+            self.worker_id,
+            self.group_id,
+            self.bs_lease_id,
+            self.token_id,
+        }
 
 
 BS_ACCOUNT = "alpha-account"
@@ -61,6 +69,7 @@ def _path(template: str, alpha: Alpha) -> str:
         worker_id=alpha.worker_id,
         group_id=alpha.group_id,
         sha256=alpha.sha256,
+        token_id=alpha.token_id,
     )
 
 
@@ -88,6 +97,10 @@ async def _submit_run(client: httpx.AsyncClient, path: str, alpha: Alpha) -> htt
 
 async def _token_for_alpha(client: httpx.AsyncClient, path: str, alpha: Alpha) -> httpx.Response:
     return await client.post(path, json={"org_id": A, "role": "admin"})
+
+
+async def _list_alpha_tokens(client: httpx.AsyncClient, path: str, alpha: Alpha) -> httpx.Response:
+    return await client.get(path, params={"org_id": A})
 
 
 async def _register(client: httpx.AsyncClient, path: str, alpha: Alpha) -> httpx.Response:
@@ -159,6 +172,8 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/v1/runs/{run_id}/rerun-failed"): _post_empty,
     ("GET", "/v1/stats"): _get,
     ("POST", "/v1/tokens"): _token_for_alpha,
+    ("GET", "/v1/tokens"): _list_alpha_tokens,
+    ("POST", "/v1/tokens/{token_id}/revoke"): _post_empty,
     ("GET", "/v1/jobs/{job_id}/log"): _get,
     ("POST", "/v1/workers"): _register,
     ("GET", "/v1/workers"): _get,
@@ -252,7 +267,16 @@ async def _alpha(api: Api) -> Alpha:
         lease_token=group["lease_token"],
         sha256=sha256,
         bs_lease_id=again.json()["lease_id"],
+        token_id=await _a_token_of_alpha(api),
     )
+
+
+async def _a_token_of_alpha(api: Api) -> str:
+    async with api.client() as fleet:  # the local admin token sees every org's tokens
+        listed = (await fleet.get("/v1/tokens", params={"org_id": A})).json()["tokens"]
+    assert listed and all(t["org_id"] == A for t in listed)
+    token_id: str = listed[0]["token_id"]
+    return token_id
 
 
 async def _alpha_rows(pool: asyncpg.Pool) -> list[str]:
