@@ -50,6 +50,7 @@ from app.api.schemas import (
     WorkerRegistration,
     WorkerStatusChange,
 )
+from app.errors import InvalidInput
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -479,4 +480,23 @@ ENDPOINTS: tuple[Endpoint, ...] = _V1 + tuple(
 
 
 def api_routes(endpoints: tuple[Endpoint, ...] = ENDPOINTS) -> list[Route]:
-    return [Route(e.path, e.handler, methods=[e.method]) for e in endpoints]
+    return [Route(e.path, _known_query(e), methods=[e.method]) for e in endpoints]
+
+
+def _known_query(endpoint: Endpoint) -> Handler:
+    """The endpoint's handler, refusing query parameters it does not take: a typo
+    (`?state=FAILED` for `?status=`) would otherwise be ignored and answer unfiltered."""
+    taken = sorted(p.name for p in endpoint.params if p.where == "query")
+    accepted = ", ".join(taken) if taken else "none"
+
+    async def handler(request: Request) -> Response:
+        unknown = sorted(set(request.query_params) - set(taken))
+        if unknown:
+            raise InvalidInput(
+                f"unknown query parameter {unknown[0]!r}; {endpoint.method} {endpoint.path} "
+                f"takes {accepted}",
+                field=unknown[0],
+            )
+        return await endpoint.handler(request)
+
+    return handler

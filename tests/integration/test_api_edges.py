@@ -95,3 +95,15 @@ async def test_a_sha256_with_a_trailing_line_break_is_not_a_sha256(api: Api) -> 
     async with api.client() as client:
         answer = await client.get(f"/v1/builds/by-sha256/{SHA}%0A/browserstack")
     assert answer.status_code == 400  # a control character, refused before routing
+
+
+async def test_an_unknown_query_parameter_is_refused_naming_what_is_taken(api: Api) -> None:
+    async with api.client() as client:
+        typo = await client.get("/v1/jobs", params={"state": "FAILED"})
+    assert typo.status_code == 422
+    error = typo.json()["error"]
+    assert error["field"] == "state"
+    assert error["message"] == (
+        "unknown query parameter 'state'; GET /v1/jobs takes app_version_id, cursor, limit, "
+        "org_id, run_id, status"
+    )
