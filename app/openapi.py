@@ -19,8 +19,14 @@ _STATUS_TEXT = {
     409: "Conflict with the current state",
     413: "Body too large",
     422: "Invalid field",
-    503: "Not ready",
+    429: "Too many failed authentications from this client (see Retry-After)",
+    503: "Not ready, or the database is unavailable right now (see Retry-After)",
 }
+# Every route may answer these whatever it does: a control character in its path (400) or
+# query (422), an unknown query parameter (422) (app/sanity.py, app/api/routes.py); and every
+# route that takes a token, too many failed authentications (429) or no database (503).
+_ANY_ROUTE = (400, 422)
+_ANY_AUTHENTICATED = (429, 503)
 
 
 def build_openapi(endpoints: tuple[Endpoint, ...], *, version: str) -> dict[str, Any]:
@@ -66,10 +72,10 @@ def _operation(e: Endpoint) -> dict[str, Any]:
     if e.params:
         op["parameters"] = [_param(p) for p in e.params]
     if e.request is not None:
-        op["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": _ref(e.request)}}},
-        }
+        content: dict[str, Any] = {"application/json": {"schema": {"$ref": _ref(e.request)}}}
+        if e.raw_body is not None:
+            content[e.raw_body] = {"schema": {"type": "string", "format": "binary"}}
+        op["requestBody"] = {"required": True, "content": content}
     ok: dict[str, Any] = {"description": "OK" if e.status == 200 else "Created"}
     if e.response is not None:
         ok["content"] = {"application/json": {"schema": {"$ref": _ref(e.response)}}}
@@ -78,9 +84,12 @@ def _operation(e: Endpoint) -> dict[str, Any]:
     else:
         ok["content"] = {"application/json": {"schema": {"type": "object"}}}
     op["responses"][str(e.status)] = ok
+    for status in e.also_ok:
+        op["responses"][str(status)] = {**ok, "description": "OK"}
     if e.no_content:
         op["responses"]["204"] = {"description": "Nothing to do before the wait ran out"}
-    for status in e.errors:
+    errors = (*e.errors, *_ANY_ROUTE, *(() if e.public else _ANY_AUTHENTICATED))
+    for status in sorted(set(errors)):
         op["responses"][str(status)] = {
             "description": _STATUS_TEXT[status],
             "content": {"application/json": {"schema": {"$ref": _ref(ErrorBody)}}},
@@ -98,6 +107,14 @@ def _param(p: Any) -> dict[str, Any]:
         schema["format"] = p.schema_format
     if p.enum:
         schema["enum"] = list(p.enum)
+    limits = {
+        "minimum": p.minimum,
+        "maximum": p.maximum,
+        "pattern": p.pattern,
+        "minLength": p.min_length,
+        "maxLength": p.max_length,
+    }
+    schema |= {name: value for name, value in limits.items() if value is not None}
     return {
         "name": p.name,
         "in": p.where,

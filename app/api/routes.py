@@ -25,6 +25,7 @@ from app.api import (
 from app.api import metrics as metrics_api
 from app.api.reruns import rerun_failed
 from app.api.schemas import (
+    SHA256_PATTERN,
     Build,
     ClaimBody,
     ClaimedGroup,
@@ -50,6 +51,7 @@ from app.api.schemas import (
     WorkerRegistration,
     WorkerStatusChange,
 )
+from app.api.submissions import MAX_IDEMPOTENCY_KEY
 from app.errors import InvalidInput
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -63,6 +65,12 @@ class Param:
     schema_type: str = "string"
     schema_format: str | None = None
     enum: tuple[str, ...] | None = None
+    # What the route checks, published so that a client (or a schema fuzzer) knows it too.
+    minimum: int | None = None
+    maximum: int | None = None
+    pattern: str | None = None
+    min_length: int | None = None
+    max_length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -81,13 +89,19 @@ class Endpoint:
     deprecated: bool = False
     text: bool = False  # answers text (of `text_type`), not JSON
     text_type: str = "text/plain"
+    also_ok: tuple[int, ...] = ()  # other success statuses, with the same response body
+    raw_body: str | None = None  # a request body of raw bytes (this type) besides `request`
     no_content: bool = False  # may answer 204
 
 
 _JOB_ID = Param("job_id", "path", "The job's id", schema_format="uuid")
 _RUN_ID = Param("run_id", "path", "The run's id", schema_format="uuid")
 _IDEMPOTENCY = Param(
-    "Idempotency-Key", "header", "Repeat-safe submits: a repeat returns the first answer."
+    "Idempotency-Key",
+    "header",
+    "Repeat-safe submits: a repeat returns the first answer.",
+    min_length=1,
+    max_length=MAX_IDEMPOTENCY_KEY,
 )
 _SUBMIT_ERRORS = (400, 401, 403, 409, 413, 422)
 _WORKER_ID = Param("worker_id", "path", "The worker's id", schema_format="uuid")
@@ -95,7 +109,9 @@ _GROUP_ID = Param("group_id", "path", "The group's id", schema_format="uuid")
 _LEASE_ERRORS = (400, 401, 403, 404, 409, 413, 422)
 _APP_VERSION_ID = Param("app_version_id", "path", "The app version")
 _BUILD_ORG = Param("org_id", "query", "The org (default: the token's; required for fleet tokens)")
-_SHA256 = Param("sha256", "path", "The build's SHA-256 (64 lower-case hex digits)")
+_SHA256 = Param(
+    "sha256", "path", "The build's SHA-256 (64 lower-case hex digits)", pattern=SHA256_PATTERN
+)
 _BS_ORG = Param("org_id", "query", "The org the build belongs to")
 _BS_ACCOUNT = Param("account", "query", "The BrowserStack username the upload belongs to")
 
@@ -130,7 +146,14 @@ _V1: tuple[Endpoint, ...] = (
             ),
             Param("app_version_id", "query", "Only jobs of this app version"),
             Param("run_id", "query", "Only jobs of this run", schema_format="uuid"),
-            Param("limit", "query", "Page size, 1-500 (default 50)", schema_type="integer"),
+            Param(
+                "limit",
+                "query",
+                "Page size, 1-500 (default 50)",
+                schema_type="integer",
+                minimum=1,
+                maximum=500,
+            ),
             Param("cursor", "query", "The next_cursor of the previous page"),
         ),
     ),
@@ -245,7 +268,14 @@ _V1: tuple[Endpoint, ...] = (
         "jobs",
         params=(
             _JOB_ID,
-            Param("attempt", "query", "Which attempt (default: the last)", schema_type="integer"),
+            Param(
+                "attempt",
+                "query",
+                "Which attempt (default: the last)",
+                schema_type="integer",
+                minimum=0,
+                maximum=1000,
+            ),
         ),
         errors=(401, 404, 422),
         text=True,
@@ -336,6 +366,8 @@ _V1: tuple[Endpoint, ...] = (
         request=ExternalBuild,
         response=Build,
         status=201,
+        also_ok=(200,),
+        raw_body="application/octet-stream",
         params=(
             Param("org_id", "query", "Upload: the org the build belongs to"),
             Param("app_version_id", "query", "Upload: the app version it builds"),
