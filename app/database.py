@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import Any
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # What store functions accept: a pool, or a connection taken from one (inside a transaction).
 Conn = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
@@ -32,7 +39,40 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
 # The queue's working set is read from memory, not a spinning disk: PostgreSQL's default
 # random_page_cost (4) made the planner prefer a scan of every attempt row over 100 index
 # lookups when `job_attempts` held tens of thousands of rows (docs/performance.md).
-SERVER_SETTINGS = {"random_page_cost": "1.1"}
+#
+# A transaction left idle (its server process paused, or cut off from the database while it
+# held a lock, such as the claim lock of every replica's turns) is ended by PostgreSQL after
+# a minute, so that one frozen replica cannot stop the others for longer; no transaction of
+# the service waits on anything but the database inside it. TCP keepalives find a vanished
+# client sooner than the kernel's two hours.
+SERVER_SETTINGS = {
+    "random_page_cost": "1.1",
+    "idle_in_transaction_session_timeout": "60s",
+    "tcp_keepalives_idle": "30",
+    "tcp_keepalives_interval": "10",
+    "tcp_keepalives_count": "3",
+}
+
+# Transactions that lock the same rows in different orders (a cancel of a run and a batch
+# of its results) may deadlock; PostgreSQL then aborts one of them, which is safe to retry.
+CONTENTION_ERRORS = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+CONTENTION_TRIES = 3
+
+
+async def in_transaction(pool: asyncpg.Pool, work: Callable[[TxConn], Awaitable[T]]) -> T:
+    """`work` in a transaction of its own, tried again (up to `CONTENTION_TRIES` times, after
+    a short random pause) when PostgreSQL aborted it for a deadlock or a serialization
+    failure; the last such error is raised."""
+    for attempt in range(1, CONTENTION_TRIES + 1):
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                return await work(conn)
+        except CONTENTION_ERRORS as exc:
+            if attempt == CONTENTION_TRIES:
+                raise
+            logger.info("transaction retried after %s (try %d)", type(exc).__name__, attempt)
+            await asyncio.sleep(random.uniform(0.01, 0.05) * attempt)
+    raise AssertionError("unreachable")
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -172,6 +172,23 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, message)
 
 
+async def handle_contention(request: Request, exc: Exception) -> Response:
+    """PostgreSQL aborted the request's transaction for a deadlock or a serialization
+    failure, again after `app.database.in_transaction`'s retries: nothing was changed, and
+    trying again shortly will do."""
+    logger.warning(
+        "transaction aborted by contention method=%s path=%s error=%s",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+    )
+    return JSONResponse(
+        Unavailable("conflicting updates to the same jobs; nothing changed, retry").body(),
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
 async def handle_client_disconnect(request: Request, exc: Exception) -> Response:
     """The client went away mid-request (an interrupted upload): nobody reads the answer,
     and it is not an error of ours; one line, no traceback."""
@@ -189,6 +206,8 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     HTTPException: handle_http_exception,
     **dict.fromkeys(DATABASE_DOWN, handle_database_down),
     asyncpg.InterfaceError: handle_interface_error,
+    asyncpg.DeadlockDetectedError: handle_contention,
+    asyncpg.SerializationError: handle_contention,
     ClientDisconnect: handle_client_disconnect,
     Exception: handle_unexpected,
 }

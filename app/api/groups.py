@@ -26,6 +26,7 @@ from app.api.schemas import (
     SetupDoneEvent,
 )
 from app.auth import authenticate, require_role
+from app.database import in_transaction
 from app.errors import Conflict, NotFound
 from app.services import Services
 from app.store import events as ev
@@ -97,8 +98,9 @@ async def post_events(request: Request) -> Response:
         if isinstance(e, SetupDoneEvent)
     ]
     with lease_errors(group_id):
-        async with services.pool.acquire() as conn, conn.transaction():
-            reported = await ev.report_events(
+        reported = await in_transaction(
+            services.pool,
+            lambda conn: ev.report_events(
                 conn,
                 group_id=group_id,
                 lease_token=body.lease_token,
@@ -107,7 +109,8 @@ async def post_events(request: Request) -> Response:
                 finished=finished,
                 setups=setups,
                 backoff_s=services.settings.retry_backoff_s,
-            )
+            ),
+        )
     if reported.group_finished:
         logger.info("group finished group_id=%s", group_id)
     result = reported.applied

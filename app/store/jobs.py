@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from app.database import Conn
+from app.database import Conn, TxConn, in_transaction
 from qgjob.types import JobStatus, Priority, RunSource, RunStatus, Target
 
 Wire = dict[str, Any]
@@ -286,33 +286,54 @@ async def get_log(conn: Conn, job_id: uuid.UUID, *, attempt: int | None) -> str 
 
 
 # Cancelling closes the job's open attempt too, so every attempt ends with a finish time
-# (a worker still running it learns of the cancel at its next heartbeat and kills it).
+# (a worker still running it learns of the cancel at its next heartbeat and kills it). The
+# attempts are closed by a second statement: when the cancel waited for a claim of the same
+# job to commit, the attempt row that claim inserted is not in the first statement's
+# snapshot, and would have stayed open for ever.
 _CANCEL_JOBS = f"""
-WITH cancelled AS (
-    UPDATE jobs SET status = 'CANCELLED', updated_at = now(), finished_at = now()
-    WHERE {{where}} AND status IN {_LIVE} AND ($2::text IS NULL OR org_id = $2)
-    RETURNING {JOB_COLUMNS}
-), closed AS (
-    UPDATE job_attempts a SET error = 'cancelled', finished_at = now()
-    FROM cancelled c
-    WHERE a.job_id = c.job_id AND a.attempt = c.attempts AND a.finished_at IS NULL
-)
-SELECT * FROM cancelled
+UPDATE jobs SET status = 'CANCELLED', updated_at = now(), finished_at = now()
+WHERE {{where}} AND status IN {_LIVE} AND ($2::text IS NULL OR org_id = $2)
+RETURNING {JOB_COLUMNS}
 """
 _CANCEL_JOB = _CANCEL_JOBS.format(where="job_id = $1")
 _CANCEL_RUN = _CANCEL_JOBS.format(where="run_id = $1")
+_CLOSE_CANCELLED_ATTEMPTS = """
+UPDATE job_attempts a SET error = 'cancelled', finished_at = now()
+FROM unnest($1::uuid[], $2::int[]) AS c(job_id, attempt)
+WHERE a.job_id = c.job_id AND a.attempt = c.attempt AND a.finished_at IS NULL
+"""
 
 
 async def cancel_job(conn: Conn, job_id: uuid.UUID, *, org_scope: str | None) -> Wire | None:
     """The cancelled job, or None when it is unknown or already finished."""
-    row = await conn.fetchrow(_CANCEL_JOB, job_id, org_scope)
-    return None if row is None else to_wire(row)
+    rows = await _cancel(conn, _CANCEL_JOB, job_id, org_scope)
+    return to_wire(rows[0]) if rows else None
 
 
 async def cancel_run(conn: Conn, run_id: uuid.UUID, *, org_scope: str | None) -> int:
     """How many of the run's live jobs were cancelled."""
-    rows = await conn.fetch(_CANCEL_RUN, run_id, org_scope)
-    return len(rows)
+    return len(await _cancel(conn, _CANCEL_RUN, run_id, org_scope))
+
+
+async def _cancel(
+    conn: Conn, statement: str, key: uuid.UUID, org_scope: str | None
+) -> list[asyncpg.Record]:
+    """Cancel in the caller's transaction, or (given the pool) in one of its own, tried
+    again should it deadlock with a batch of the same jobs' results."""
+
+    async def cancel(tx: TxConn) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await tx.fetch(statement, key, org_scope)
+        if rows:
+            await tx.execute(
+                _CLOSE_CANCELLED_ATTEMPTS,
+                [r["job_id"] for r in rows],
+                [r["attempts"] for r in rows],
+            )
+        return rows
+
+    if isinstance(conn, asyncpg.Pool):
+        return await in_transaction(conn, cancel)
+    return await cancel(conn)
 
 
 _STATS = """

@@ -45,3 +45,25 @@ async def test_a_cancelled_request_leaves_no_lock_behind(database_url: str) -> N
             await pool.release(other)
     finally:
         await pool.close()
+
+
+async def test_an_idle_transaction_cannot_hold_its_locks_for_ever(database_url: str) -> None:
+    """A replica frozen mid-turn (paused, cut off) held the claim lock of every replica for
+    as long as it stayed frozen: its session is now ended after a minute idle in a
+    transaction (found by an audit)."""
+    pool = await create_pool(database_url, size=1)
+    try:
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SHOW idle_in_transaction_session_timeout") == "1min"
+            # The setting ends such a session: a short one here, the same mechanism.
+            await conn.execute("SET idle_in_transaction_session_timeout = '200ms'")
+            await conn.execute("BEGIN")
+            await asyncio.sleep(0.6)
+            ended = False
+            try:
+                await conn.fetchval("SELECT 1")
+            except Exception:  # the server closed the session (asyncpg reports it variously)
+                ended = True
+            assert ended
+    finally:
+        await pool.close()

@@ -22,7 +22,18 @@ async def check_invariants(conn: Conn) -> list[str]:
     problems += await _one_live_group_per_job(conn)
     problems += await _workers_within_capacity(conn)
     problems += await _jobs_agree_with_attempts(conn)
+    problems += await _ended_jobs_have_no_open_attempt(conn)
     return problems
+
+
+async def _ended_jobs_have_no_open_attempt(conn: Conn) -> list[str]:
+    """Every attempt of a job that has ended has ended too (a cancel closes the open one)."""
+    rows = await conn.fetch(
+        """SELECT j.job_id, j.status::text, a.attempt FROM jobs j
+           JOIN job_attempts a USING (job_id)
+           WHERE j.status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND a.finished_at IS NULL"""
+    )
+    return [f"job {r['job_id']} is {r['status']} but attempt {r['attempt']} is open" for r in rows]
 
 
 async def _groups_never_mix(conn: Conn) -> list[str]:
