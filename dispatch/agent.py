@@ -62,6 +62,7 @@ class Agent:
         self.draining = asyncio.Event()
         self._groups: set[asyncio.Task[None]] = set()
         self._ready_builds: dict[str, None] = {}  # insertion-ordered set, newest last
+        self._warned_interval = False
 
     def drain(self) -> None:
         if not self.draining.is_set():
@@ -170,6 +171,14 @@ class Agent:
                 return
 
     async def _serve(self, group: ClaimedGroup) -> None:
+        ttl_s, interval_s = group.lease_ttl_s, self.config.heartbeat_interval_s
+        if ttl_s is not None and interval_s > ttl_s / 2 and not self._warned_interval:
+            self._warned_interval = True
+            logger.warning(
+                "heartbeat interval %.1f s is more than half the service's lease (%.1f s): "
+                "one late heartbeat loses the group; use --heartbeat-interval %.1f or less",
+                interval_s, ttl_s, ttl_s / 3,
+            )  # fmt: skip
         work = GroupRun(
             group,
             api=self.api,

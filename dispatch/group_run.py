@@ -22,7 +22,7 @@ from typing import TypeVar
 from dispatch.backoff import Backoff
 from dispatch.errors import DispatchError, is_transient
 from dispatch.executors.base import Executor, JobResult, JobSpec
-from dispatch.heartbeats import Lease, keep_alive
+from dispatch.heartbeats import Lease, confirm, keep_alive
 from dispatch.outbox import Outbox
 from qgjob.errors import QgjobError, StaleLease, TransientError
 from qgjob.types import Outcome
@@ -133,6 +133,9 @@ class GroupRun:
                 return
             if self.draining.is_set():
                 await self._release(reason="worker draining", error=None)
+                return
+            if not await confirm(self.api, lease):  # paused past the lease: is it still ours?
+                logger.info("group abandoned group_id=%s", group.group_id)
                 return
             if job.job_id in lease.cancelled:
                 logger.info("job skipped, cancelled job_id=%s", job.job_id)

@@ -97,6 +97,7 @@ class ClaimedGroup:
     jobs: tuple[ClaimedJob, ...]
     source: JobSource | None
     build: ClaimedBuild | None = None
+    lease_ttl_s: float | None = None  # from this answer, by any clock (older servers: None)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class LeaseRenewal:
 
     lease_expires_at: datetime
     cancelled_job_ids: frozenset[UUID]
+    lease_ttl_s: float | None = None
 
 
 @dataclass(frozen=True)

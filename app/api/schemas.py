@@ -309,6 +309,11 @@ class ClaimedGroup(BaseModel):
     jobs: list[ClaimedJob]
     source: JobSource | None
     build: ClaimedBuild | None = None
+    lease_ttl_s: float | None = Field(
+        default=None,
+        description="How long the lease lasts from this answer without a heartbeat: a worker "
+        "measures it on its own monotonic clock, whatever its wall clock says.",
+    )
 
 
 # Bounds of the database columns behind them (bigint, integer): larger numbers are 422, not 500.
@@ -323,6 +328,9 @@ class LeaseBody(_Strict):
 class HeartbeatAnswer(BaseModel):
     lease_expires_at: datetime
     cancelled_job_ids: list[UUID]
+    lease_ttl_s: float | None = Field(
+        default=None, description="How long the renewed lease lasts from this answer."
+    )
 
 
 class ReleaseBody(_Strict):

@@ -301,6 +301,7 @@ async def _take(
         "jobs": job_wire,
         "source": job_wire[0]["source"] if len(distinct_sources) == 1 else None,
         "build": claimed_build(key.org_id, lease["build"]),
+        "lease_ttl_s": request.lease_ttl_s,
     }
 
 
@@ -372,7 +373,11 @@ async def renew_lease(
     lease = await lock_lease(conn, group_id, lease_token, org_scope=org_scope)
     expires = await conn.fetchval(_RENEW, group_id, ttl_s, lease.worker_id)
     settled = await settle_group(conn, group_id)
-    return {"lease_expires_at": expires.isoformat(), "cancelled_job_ids": settled.cancelled}
+    return {
+        "lease_expires_at": expires.isoformat(),
+        "cancelled_job_ids": settled.cancelled,
+        "lease_ttl_s": ttl_s,
+    }
 
 
 # After writes under a lease, in one statement: the group ends (`$2`) when none of its jobs

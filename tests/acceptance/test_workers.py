@@ -321,6 +321,18 @@ async def test_a_hung_prepare_command_is_killed_and_the_group_handed_back(
     assert await hung.wait() == 0
 
 
+async def test_a_heartbeat_too_slow_for_the_lease_is_warned_about(
+    api: Api, pool: asyncpg.Pool, fleet: Fleet
+) -> None:
+    # The service's leases last 2 s here; heartbeats every 1.5 s leave no room for a late one.
+    slow = await fleet.start("slow", command="true", extra=("--heartbeat-interval", "1.5"))
+    await submit(api, "v9", ["tests/a.spec.ts"])
+    await eventually(lambda: all_ended(pool, 1), what="the job to end")
+    assert "heartbeat interval 1.5 s is more than half the service's lease (2.0 s)" in slow.log()
+    slow.send(signal.SIGTERM)
+    assert await slow.wait() == 0
+
+
 async def test_bad_worker_options_get_one_line_and_exit_2(api: Api, fleet: Fleet) -> None:
     answer = await run_cli_async("worker", "--target", "emulator", env=fleet.env())
     assert answer.code == 2
