@@ -439,13 +439,15 @@ WHERE a.job_id = back.job_id AND a.attempt = back.attempt
 RETURNING a.job_id
 """
 
-# An infrastructure failure counts as an attempt: retried with backoff, or FAILED when used up.
+# An infrastructure failure counts as an attempt: retried with backoff, or FAILED when used up,
+# its error then saying so as `app.lifecycle.final_error` words it for a reported error.
 _FAIL_ASSIGNED = """
 WITH failed AS (
     UPDATE jobs SET
         status = CASE WHEN attempts >= max_attempts THEN 'FAILED' ELSE 'PENDING' END::job_status,
         outcome = CASE WHEN attempts >= max_attempts THEN 'error' END::job_outcome,
-        error = $2,
+        error = CASE WHEN attempts >= max_attempts AND max_attempts > 1
+                     THEN $2 || ' (gave up after ' || attempts || ' attempts)' ELSE $2 END,
         finished_at = CASE WHEN attempts >= max_attempts THEN now() END,
         not_before = now() + make_interval(
             secs => $3 * power(2, greatest(attempts - 1, 0)) * (0.5 + random())),

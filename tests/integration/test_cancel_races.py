@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from app.store import jobs as store
-from app.store.leases import ClaimRequest, claim_group
+from app.store.leases import ClaimRequest, claim_group, reap_expired
 from app.store.workers import register_worker
 from qgjob.types import Target
 from tests.support.runs import queue_run
@@ -78,3 +78,24 @@ async def test_a_cancel_that_deadlocks_with_results_is_retried(pool: asyncpg.Poo
         await recording.commit()
     assert await cancel == 0  # tried again after the results: the job had finished meanwhile
     assert await pool.fetchval("SELECT status::text FROM jobs") == "COMPLETED"
+
+
+async def test_a_job_whose_workers_were_lost_every_time_says_it_gave_up(
+    pool: asyncpg.Pool,
+) -> None:
+    # As a reported error says it (app.lifecycle.final_error): the reaper's wording agrees.
+    job_id = await one_job(pool)
+    await pool.execute("UPDATE jobs SET max_attempts = 2")
+    worker = await register_worker(
+        pool, org_id=None, name="w", target_types=[Target.EMULATOR], labels={}, capacity=1
+    )
+    request = ClaimRequest(worker_id=worker, targets=[Target.EMULATOR], lease_ttl_s=30)
+    for _ in range(2):
+        await pool.execute("UPDATE jobs SET not_before = now() - interval '1 s'")  # no backoff
+        async with pool.acquire() as conn, conn.transaction():
+            assert await claim_group(conn, request) is not None
+        await pool.execute("UPDATE groups SET lease_expires_at = now() - interval '1 s'")
+        async with pool.acquire() as conn, conn.transaction():
+            await reap_expired(conn, error="the worker was lost", backoff_s=0, offline_after_s=60)
+    job = await pool.fetchrow("SELECT status::text, error FROM jobs WHERE job_id = $1", job_id)
+    assert tuple(job) == ("FAILED", "the worker was lost (gave up after 2 attempts)")
