@@ -28,6 +28,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from qgjob.logs import LOGGED_MARK
+
 logger = logging.getLogger(__name__)
 
 
@@ -198,6 +200,7 @@ async def handle_client_disconnect(request: Request, exc: Exception) -> Response
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error method=%s path=%s", request.method, request.url.path)
+    setattr(exc, LOGGED_MARK, True)  # uvicorn's second report of it is dropped (qgjob.logs)
     return error_response(500, "internal_error", "internal server error; see the server log")
 
 

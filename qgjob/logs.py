@@ -95,10 +95,22 @@ class TextFormatter(logging.Formatter):
         return line if request_id is None else f"{line} request_id={request_id}"
 
 
+# Set on an exception the service has logged already (with its request's method and path).
+LOGGED_MARK = "qgjob_logged"
+
+
+def not_logged_twice(record: logging.LogRecord) -> bool:
+    """False for uvicorn's report of an exception the service logged already: Starlette
+    hands a handled 500's exception on to the server, which would log its traceback again."""
+    error = record.exc_info[1] if record.exc_info else None
+    return not (record.name.startswith("uvicorn") and getattr(error, LOGGED_MARK, False))
+
+
 def configure_logging(*, level: str, log_format: str, stream: TextIO | None = None) -> None:
     """Route every logger to one handler on `stream` (default stderr) in `log_format`."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    handler.addFilter(not_logged_twice)
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

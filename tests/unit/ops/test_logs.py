@@ -78,3 +78,34 @@ def test_redact_masks_credentials(text: str, secret: str) -> None:
 def test_message_fields_reads_key_value_pairs_only() -> None:
     fields = message_fields("job finished job_id=j1 outcome=passed reason='no device' x.y=z")
     assert fields == {"job_id": "j1", "outcome": "passed", "reason": "no device"}
+
+
+def test_uvicorns_second_report_of_a_logged_exception_is_dropped() -> None:
+    """A handled 500 is logged by the service with its method and path; Starlette then hands
+    the exception to uvicorn, whose traceback of it would be the second one."""
+    from qgjob.logs import LOGGED_MARK, not_logged_twice
+
+    def record(name: str, error: BaseException) -> logging.LogRecord:
+        return logging.LogRecord(
+            name, logging.ERROR, __file__, 1, "Exception in ASGI application", None,
+            (type(error), error, None),
+        )  # fmt: skip
+
+    logged, fresh = RuntimeError("logged"), RuntimeError("fresh")
+    setattr(logged, LOGGED_MARK, True)
+    assert not not_logged_twice(record("uvicorn.error", logged))
+    assert not_logged_twice(record("uvicorn.error", fresh))  # nobody logged this one
+    assert not_logged_twice(record("app.errors", logged))  # the service's own line stays
+
+
+async def test_the_service_marks_the_500s_it_logged() -> None:
+    from starlette.requests import Request
+
+    from app.errors import handle_unexpected
+    from qgjob.logs import LOGGED_MARK
+
+    error = RuntimeError("a bug")
+    request = Request({"type": "http", "method": "GET", "path": "/v1/stats", "headers": []})
+    answer = await handle_unexpected(request, error)
+    assert answer.status_code == 500
+    assert getattr(error, LOGGED_MARK) is True
