@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -68,7 +69,7 @@ class TokenVerifier:
     limit: FailureLimit = field(default_factory=FailureLimit)
     _cache: dict[bytes, tuple[Principal, float]] = field(default_factory=dict)
 
-    def forget(self, token_id: object) -> None:
+    def forget(self, token_id: uuid.UUID) -> None:
         """Drop a revoked token from this process's cache at once (other replicas drop it
         within `CACHE_TTL_S`)."""
         for key, (principal, _) in list(self._cache.items()):

@@ -153,8 +153,13 @@ async def handle_database_down(request: Request, exc: Exception) -> Response:
         request.url.path,
         exc or type(exc).__name__,
     )
+    return _retry_shortly("the database is unavailable right now; retry shortly")
+
+
+def _retry_shortly(message: str) -> Response:
+    """503 with `Retry-After`: nothing was changed, and the same request will do soon."""
     return JSONResponse(
-        Unavailable("the database is unavailable right now; retry shortly").body(),
+        Unavailable(message).body(),
         status_code=503,
         headers={"Retry-After": str(RETRY_AFTER_S)},
     )
@@ -184,11 +189,7 @@ async def handle_contention(request: Request, exc: Exception) -> Response:
         request.url.path,
         type(exc).__name__,
     )
-    return JSONResponse(
-        Unavailable("conflicting updates to the same jobs; nothing changed, retry").body(),
-        status_code=503,
-        headers={"Retry-After": str(RETRY_AFTER_S)},
-    )
+    return _retry_shortly("conflicting updates to the same jobs; nothing changed, retry")
 
 
 async def handle_client_disconnect(request: Request, exc: Exception) -> Response:

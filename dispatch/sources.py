@@ -34,7 +34,6 @@ import fcntl
 import hashlib
 import logging
 import os
-import re
 import secrets
 import shlex
 import shutil
@@ -49,13 +48,12 @@ import httpx
 from dispatch.errors import InfrastructureError, JobError
 from dispatch.filelocks import delete_held, exclusive, try_hold
 from dispatch.processes import run_shell
+from qgjob.identifiers import COMMIT_SHA_RE, REPO_RE
 from qgjob.worker_api import JobSource
 
 logger = logging.getLogger(__name__)
 
 LOCKFILES = ("package-lock.json", "npm-shrinkwrap.json")
-_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-_SHA = re.compile(r"^[0-9a-f]{7,64}$")
 NPM_TIMEOUT_S = 900.0
 KEEP_FOR_S = 24 * 3600.0
 SWEEP_EVERY_S = 3600.0
@@ -130,9 +128,9 @@ class Sources:
 
     async def checkout(self, source: JobSource) -> Project:
         repo, sha = source.repo, source.head_sha or ""
-        if not _REPO.fullmatch(repo) or ".." in repo.split("/"):
+        if not REPO_RE.fullmatch(repo) or ".." in repo.split("/"):
             raise JobError(f"the run's repository {repo!r} is not an owner/name")
-        if not _SHA.fullmatch(sha):
+        if not COMMIT_SHA_RE.fullmatch(sha):
             raise JobError(f"the run's source {repo} has no commit sha to check out")
         for sub in ("checkouts", "deps", "tmp", "locks"):  # made on first use
             (self.cache_dir / sub).mkdir(parents=True, exist_ok=True)

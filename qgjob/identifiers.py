@@ -10,6 +10,9 @@ import re
 ORG_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 APP_VERSION_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+:-]{0,127}$")
 MAX_TEST_PATH = 1024
+# A repository as GitHub names it (OWNER/NAME), and a commit of it (abbreviated or whole).
+REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+COMMIT_SHA_RE = re.compile(r"^[0-9a-f]{7,64}$")
 
 
 def check_org_id(value: str) -> str:

@@ -518,11 +518,11 @@ def api_routes(endpoints: tuple[Endpoint, ...] = ENDPOINTS) -> list[Route]:
 def _known_query(endpoint: Endpoint) -> Handler:
     """The endpoint's handler, refusing query parameters it does not take: a typo
     (`?state=FAILED` for `?status=`) would otherwise be ignored and answer unfiltered."""
-    taken = sorted(p.name for p in endpoint.params if p.where == "query")
-    accepted = ", ".join(taken) if taken else "none"
+    taken = frozenset(p.name for p in endpoint.params if p.where == "query")
+    accepted = ", ".join(sorted(taken)) or "none"
 
     async def handler(request: Request) -> Response:
-        unknown = sorted(set(request.query_params) - set(taken))
+        unknown = sorted(set(request.query_params) - taken)
         if unknown:
             raise InvalidInput(
                 f"unknown query parameter {unknown[0]!r}; {endpoint.method} {endpoint.path} "

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from qgjob.identifiers import (
     APP_VERSION_ID_RE,
+    COMMIT_SHA_RE,
     MAX_TEST_PATH,
     ORG_ID_RE,
     TEST_PATH_PATTERN,
@@ -81,7 +82,7 @@ class RunSubmission(_Strict):
     source: RunSource = RunSource.API
     repo: str | None = Field(default=None, max_length=200)
     ref: str | None = Field(default=None, max_length=255)
-    head_sha: str | None = Field(default=None, pattern=r"^[0-9a-f]{7,64}$")
+    head_sha: str | None = Field(default=None, pattern=COMMIT_SHA_RE.pattern)
 
 
 class TokenRequest(_Strict):

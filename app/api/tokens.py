@@ -9,8 +9,6 @@ window (`app.auth.CACHE_TTL_S`); a web session of it ends at its next page.
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -67,7 +65,7 @@ async def get_tokens(request: Request) -> Response:
         require_org(principal, wanted, doing="list the tokens of")
     org_id = principal.org_id or wanted
     found = await list_tokens(services.pool, org_id=org_id)
-    return JSONResponse({"tokens": [_wire(row) for row in found]})
+    return JSONResponse({"tokens": [to_wire(row) for row in found]})
 
 
 async def revoke(request: Request) -> Response:
@@ -80,8 +78,4 @@ async def revoke(request: Request) -> Response:
         raise NotFound(f"token {token_id} not found")
     verifier: TokenVerifier = services.tokens
     verifier.forget(token_id)
-    return JSONResponse(_wire(revoked))
-
-
-def _wire(row: dict[str, Any]) -> dict[str, Any]:
-    return to_wire(row)
+    return JSONResponse(to_wire(revoked))

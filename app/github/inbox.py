@@ -87,9 +87,11 @@ async def _guarded(app: GitHubApp, delivery: Delivery) -> None:
 
 async def process(app: GitHubApp, router: Router, delivery: Delivery) -> None:
     headers = {EVENT_HEADER: delivery.event, DELIVERY_HEADER: delivery.delivery_id}
+    failed = True  # until it is processed: a failed delivery is processed again if redelivered
     try:
         event = parse_delivery(headers, delivery.body)
         outcome = await dispatch(router, event)
+        failed = False
     except TransientApiError as exc:
         delay_s = retry_delay_s(exc, attempt=delivery.attempts, cap_s=RETRY_CAP_S) or 1.0
         if delivery.waited_s + delay_s <= app.settings.github_retry_for_s:
@@ -101,28 +103,23 @@ async def process(app: GitHubApp, router: Router, delivery: Delivery) -> None:
                 app.pool, delivery.delivery_id, delay_s=delay_s, outcome=f"retrying: {exc}"
             )
             return
-        await _failed(app, delivery, f"failed after {delivery.attempts} attempts: {exc}")
-        return
+        outcome = f"failed after {delivery.attempts} attempts: {exc}"
     except GitHubAppError as exc:
-        await _failed(app, delivery, f"failed: {exc}")
-        return
+        outcome = f"failed: {exc}"
     except DATABASE_ERRORS:
         raise
     except Exception as exc:  # a bug must not stop the inbox; the delivery keeps the reason
         logger.exception("delivery failed delivery_id=%s", delivery.delivery_id)
-        await _failed(app, delivery, f"error: {type(exc).__name__}: {exc}")
-        return
-    await finish_delivery(app.pool, delivery.delivery_id, outcome=outcome)
-    logger.info(
-        "delivery processed delivery_id=%s event=%s outcome=%s",
-        delivery.delivery_id, delivery.event, outcome,
-    )  # fmt: skip
-
-
-async def _failed(app: GitHubApp, delivery: Delivery, outcome: str) -> None:
-    await finish_delivery(app.pool, delivery.delivery_id, outcome=outcome, failed=True)
-    logger.warning(
-        "delivery failed delivery_id=%s event=%s outcome=%s; redeliver it from the App's "
-        "settings on GitHub (Advanced → Recent Deliveries) to process it again",
-        delivery.delivery_id, delivery.event, outcome,
-    )  # fmt: skip
+        outcome = f"error: {type(exc).__name__}: {exc}"
+    await finish_delivery(app.pool, delivery.delivery_id, outcome=outcome, failed=failed)
+    if failed:
+        logger.warning(
+            "delivery failed delivery_id=%s event=%s outcome=%s; redeliver it from the App's "
+            "settings on GitHub (Advanced → Recent Deliveries) to process it again",
+            delivery.delivery_id, delivery.event, outcome,
+        )  # fmt: skip
+    else:
+        logger.info(
+            "delivery processed delivery_id=%s event=%s outcome=%s",
+            delivery.delivery_id, delivery.event, outcome,
+        )  # fmt: skip

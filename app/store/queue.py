@@ -269,18 +269,16 @@ async def list_all_jobs(conn: Conn, loaded: Loaded, base: Base, *, policy: Polic
     knows the key's next first look without reading it again."""
     if base not in loaded.partly_listed:
         return loaded
-    rows = await conn.fetch(
-        _PENDING_OF_KEY,
-        base[0],
-        base[1],
-        base[2].value,
-        policy.max_jobs_per_key + policy.first_look_jobs_per_key,
-        policy.max_jobs_counted + policy.max_jobs_per_key,
+    listed = await _list_key(
+        conn,
+        base,
+        jobs=policy.max_jobs_per_key + policy.first_look_jobs_per_key,
+        counted_to=policy.max_jobs_counted + policy.max_jobs_per_key,
     )
-    listed = _by_base(rows, counted_to=policy.max_jobs_counted + policy.max_jobs_per_key)
+    cap = policy.max_jobs_counted  # the snapshot counts as a first look does
     shown = {
-        b: Listed(key.rows[: policy.max_jobs_per_key], *_counted(key, policy))
-        for b, key in listed.items()
+        b: Listed(listing.rows[: policy.max_jobs_per_key], min(listing.pending, cap), cap)
+        for b, listing in listed.items()
     }
     return _with_key(loaded, base, shown, kept=listed, policy=policy)
 
@@ -312,15 +310,9 @@ async def after_lease(
     before = loaded.listed.get(base)
     left = None if before is None or not all_taken else _left_after(before, leased_ids, policy)
     if left is None:
-        rows = await conn.fetch(
-            _PENDING_OF_KEY,
-            base[0],
-            base[1],
-            base[2].value,
-            policy.first_look_jobs_per_key,
-            policy.max_jobs_counted,
+        listed = await _list_key(
+            conn, base, jobs=policy.first_look_jobs_per_key, counted_to=policy.max_jobs_counted
         )
-        listed = _by_base(rows, counted_to=policy.max_jobs_counted)
     else:
         listed = {base: left} if left.rows else {}
     return _with_key(leased, base, listed, kept=listed, policy=policy)
@@ -365,6 +357,12 @@ def _with_key(
     return replace(loaded, snapshot=snapshot, partly_listed=partly, listed=listed)
 
 
+async def _list_key(conn: Conn, base: Base, *, jobs: int, counted_to: int) -> dict[Base, Listed]:
+    """The first `jobs` pending jobs of `base`, counted up to `counted_to` (none: empty)."""
+    rows = await conn.fetch(_PENDING_OF_KEY, base[0], base[1], base[2].value, jobs, counted_to)
+    return _by_base(rows, counted_to=counted_to)
+
+
 def _by_base(rows: Sequence[asyncpg.Record], *, counted_to: int) -> dict[Base, Listed]:
     """Listed rows by base key, in the order listed."""
     by_base: defaultdict[Base, list[asyncpg.Record]] = defaultdict(list)
@@ -373,11 +371,6 @@ def _by_base(rows: Sequence[asyncpg.Record], *, counted_to: int) -> dict[Base, L
     return {
         base: Listed(tuple(jobs), jobs[0]["pending"], counted_to) for base, jobs in by_base.items()
     }
-
-
-def _counted(listed: Listed, policy: Policy) -> tuple[int, int]:
-    """A key's count as a first look counts it (up to `max_jobs_counted`)."""
-    return min(listed.pending, policy.max_jobs_counted), policy.max_jobs_counted
 
 
 def _partly(listed: Listed, policy: Policy) -> bool:
@@ -406,9 +399,9 @@ def _pending_keys(
 ) -> tuple[PendingKey, ...]:
     """`buildless`: the targets served by a worker that runs a key without an uploaded build."""
     found: list[PendingKey] = []
-    for (org_id, app_version_id, target), key in listed.items():
+    for (org_id, app_version_id, target), listing in listed.items():
         base = (org_id, app_version_id, target.value)
-        jobs = key.rows
+        jobs = listing.rows
         info = keyed.get(base, {})
         histories = {r["test_path"]: _seconds(r["durations_ms"]) for r in jobs}
         expected = estimate_durations(
@@ -424,11 +417,11 @@ def _pending_keys(
         build_available = bool(info.get("has_build")) or base[2] in buildless
         # The key's jobs beyond the oldest `max_jobs_per_key`, at the listed jobs' mean.
         mean_s = sum(job.expected_s for job in listed_jobs) / len(listed_jobs)
-        unlisted_s = (key.pending - len(jobs)) * mean_s
-        for group_key_, members in _split(base, jobs, listed_jobs, policy.strategy(base[0])):
+        unlisted_s = (listing.pending - len(jobs)) * mean_s
+        for key, members in _split(base, jobs, listed_jobs, policy.strategy(base[0])):
             found.append(
                 PendingKey(
-                    key=group_key_,
+                    key=key,
                     priority=_PRIORITIES[max(_RANKS[r["priority"]] for r, _ in members)],
                     oldest_enqueued_at=min(r["created_at"] for r, _ in members),
                     jobs=tuple(job for _, job in members),

@@ -351,9 +351,11 @@ _REMEDIES = {
 
 def _remedy(devices: Iterable[AdbDevice]) -> str:
     """`; <serial> is <state>: <what to do>` for each listed device that is not usable."""
-    found = [
-        f"; {d.serial} is {d.state}: {_REMEDIES[d.state]}" for d in devices if d.state in _REMEDIES
-    ]
+    found = []
+    for device in devices:
+        remedy = _REMEDIES.get(device.state.split(" (", 1)[0])  # `no permissions (…)`
+        if remedy is not None:
+            found.append(f"; {device.serial} is {device.state}: {remedy}")
     return "".join(found)
 
 

@@ -7,13 +7,18 @@ option, says what is accepted and repeats what was given.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from enum import StrEnum
 from typing import TypeVar
 from uuid import UUID
 
-from qgjob.identifiers import check_app_version_id, check_org_id, check_test_path
+from qgjob.identifiers import (
+    COMMIT_SHA_RE,
+    REPO_RE,
+    check_app_version_id,
+    check_org_id,
+    check_test_path,
+)
 from qgjob.models import Commit
 
 E = TypeVar("E", bound=StrEnum)
@@ -119,10 +124,6 @@ def parse_size(raw: str, *, option: str) -> int:
     return int(value * _SIZE_UNITS[unit])
 
 
-_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-_SHA = re.compile(r"^[0-9a-f]{7,64}$")
-
-
 def require_commit(repo: str | None, ref: str | None, head_sha: str | None) -> Commit | None:
     """`--repo` (OWNER/NAME), with `--ref` and `--head-sha` if given; None without `--repo`."""
     if repo is None:
@@ -131,12 +132,12 @@ def require_commit(repo: str | None, ref: str | None, head_sha: str | None) -> C
             raise BadInput(f"{given} needs --repo (the repository it is a commit of)")
         return None
     name = require_text(repo, option="--repo")
-    if not _REPO.fullmatch(name):
+    if not REPO_RE.fullmatch(name):
         raise BadInput(f"--repo must look like OWNER/NAME, e.g. acme/shop (got {repo!r})")
     if ref is not None and not 0 < len(ref.strip()) <= 255:
         raise BadInput(f"--ref must be 1 to 255 characters, e.g. refs/heads/main (got {ref!r})")
     sha = None if head_sha is None else head_sha.strip()
-    if sha is not None and not _SHA.fullmatch(sha):
+    if sha is not None and not COMMIT_SHA_RE.fullmatch(sha):
         raise BadInput(
             f"--head-sha must be a commit SHA: 7 to 64 lowercase hex digits (got {head_sha!r})"
         )
